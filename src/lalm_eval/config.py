@@ -106,9 +106,76 @@ def _check_references(config: dict[str, Any]) -> None:
     for suite, settings in config.get("suites", {}).items():
         for model in settings.get("systems", {}):
             _require_known(model, models, f"suites.{suite}.systems names model", "models")
+        for model in settings.get("judges", []):
+            _require_known(model, models, f"suites.{suite}.judges names model", "models")
+        if suite == "jasco":
+            _require_known(settings["corpus"], corpora, "suites.jasco names corpus", "corpora")
+            kind = corpora[settings["corpus"]]["kind"]
+            if kind not in JASCO_CORPUS_KINDS:
+                raise ConfigError(f"config error: suites.jasco.corpus '{settings['corpus']}' has "
+                                  f"kind '{kind}' (needs one of: {', '.join(JASCO_CORPUS_KINDS)})")
+            continue
         names = [settings.get("speech_corpus")] + list(settings.get("background_corpora", []))
         for name in names:
             _require_known(name, corpora, f"suites.{suite} names corpus", "corpora")
+    for name, corpus in corpora.items():
+        if corpus["kind"] == "jasco_demo":
+            _require_known(corpus["events_from"], corpora,
+                           f"corpora.{name}.events_from names corpus", "corpora")
+    _check_selection(config)
+
+
+JASCO_CORPUS_KINDS = ("jasco_demo", "what_are_they_doing")
+
+
+def _snr_key(value: Any) -> float:
+    return float(str(value).replace("+inf", "inf"))
+
+
+def _check_selection(config: dict[str, Any]) -> None:
+    """``select`` may only name configured suites, suite systems and configured SNRs."""
+    select = config.get("select") or {}
+    suites = config.get("suites", {})
+    for suite in select.get("suites") or []:
+        _require_known(suite, suites, "select.suites names suite", "suites")
+    systems = {m: None for s in suites.values() for m in s.get("systems", {})}
+    for model in select.get("models") or []:
+        _require_known(model, systems, "select.models names system", "suites.*.systems")
+    configured = {_snr_key(v): v for v in config.get("mixing", {}).get("snrs", [])}
+    for snr in select.get("snrs") or []:
+        if _snr_key(snr) not in configured:
+            raise ConfigError(f"config error: select.snrs names SNR {snr!r}, which is not in "
+                              f"mixing.snrs ({', '.join(map(str, configured.values()))})")
+
+
+def selected_suites(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Enabled suites after ``select`` (suites, and systems filtered by ``select.models``)."""
+    select = config.get("select") or {}
+    wanted_suites, wanted_models = select.get("suites"), select.get("models")
+    out: dict[str, dict[str, Any]] = {}
+    for name, suite in config.get("suites", {}).items():
+        if not suite.get("enabled", True) or (wanted_suites and name not in wanted_suites):
+            continue
+        suite = dict(suite)
+        systems = suite.get("systems", {})
+        if wanted_models is not None:
+            if isinstance(systems, dict):
+                systems = {m: v for m, v in systems.items() if m in wanted_models}
+            else:
+                systems = [m for m in systems if m in wanted_models]
+        suite["systems"] = systems
+        out[name] = suite
+    return out
+
+
+def selected_snrs(config: dict[str, Any]) -> list[Any]:
+    """``mixing.snrs`` in configured order, restricted to ``select.snrs`` when given."""
+    snrs = list(config["mixing"]["snrs"])
+    wanted = (config.get("select") or {}).get("snrs")
+    if wanted is None:
+        return snrs
+    keys = {_snr_key(v) for v in wanted}
+    return [v for v in snrs if _snr_key(v) in keys]
 
 
 def _require_known(name: Any, known: dict[str, Any], what: str, section: str) -> None:

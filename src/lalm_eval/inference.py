@@ -29,10 +29,13 @@ from lalm_eval.models.base import AudioModel, Request, Response
 
 log = logging.getLogger("lalm_eval.inference")
 
+#: the error recorded for a call that returned only whitespace
+EMPTY_OUTPUT = "empty model output"
+
 RECORD_FIELDS = (
     "item_id", "clip_id", "model", "model_revision", "mode", "task", "request", "prompt_id",
     "prompt_sha256", "run", "seed", "output_text", "scores", "parsed", "well_formed", "error",
-    "latency_s", "n_output_tokens", "audio_sha256", "cache_key",
+    "latency_s", "n_output_tokens", "audio_sha256", "cache_key", "attempts",
 )
 
 
@@ -171,7 +174,7 @@ def _error_of(response: Response) -> str | None:
         return response.error
     if response.scores is None and response.embedding is None and not (response.text or "")\
             .strip():
-        return "empty model output"
+        return EMPTY_OUTPUT
     return None
 
 
@@ -190,8 +193,14 @@ def run_job(
     sample_rate: int | None,
     batch_size: int,
     progress: bool = False,
+    max_attempts: int = 1,
 ) -> JobSummary:
-    """Run (or resume) one inference job and write its predictions file."""
+    """Run (or resume) one inference job and write its predictions file.
+
+    ``max_attempts`` > 1 retries, within the batch, the items whose call failed (the adapter
+    reported an error or raised; unreadable audio and empty outputs are not retried); the
+    record keeps the last attempt and its number (``attempts``).
+    """
     from tqdm import tqdm
 
     cache_path, out_path = Path(cache_path), Path(out_path)
@@ -216,10 +225,13 @@ def run_job(
                 model.load()
                 summary.model_loaded = True
             print(f"batch-start {batch_no} n={len(batch)}", file=sys.stderr, flush=True)
-            records = _run_batch(model, batch, sample_rate, seed_r * 1000003 + batch_no)
-            for item, (response, latency) in zip(batch, records, strict=True):
+            batch_seed = seed_r * 1000003 + batch_no
+            records, attempts = _run_with_retries(model, batch, sample_rate, batch_seed,
+                                                  max_attempts)
+            for item, (response, latency), tries in zip(batch, records, attempts, strict=True):
                 record = _record(item, response, latency, model_name, model_revision, mode,
                                  run, seed_r, audio_hash[item.item_id], keys[item.item_id])
+                record["attempts"] = tries
                 cache[record["cache_key"]] = record
                 cache_file.write(json.dumps(record, ensure_ascii=False) + "\n")
             cache_file.flush()
@@ -243,6 +255,29 @@ def run_job(
     _write_atomic(out_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered))
     log.info("summary: %s", json.dumps(asdict(summary)))
     return summary
+
+
+def _retryable(response: Response) -> bool:
+    return bool(response.error) and not response.error.startswith("AudioError")
+
+
+def _run_with_retries(model: AudioModel, batch: list[WorkItem], sample_rate: int | None,
+                      batch_seed: int, max_attempts: int
+                      ) -> tuple[list[tuple[Response, float]], list[int]]:
+    """``_run_batch``, then up to ``max_attempts - 1`` more calls for the failed items."""
+    records = _run_batch(model, batch, sample_rate, batch_seed)
+    attempts = [1] * len(batch)
+    for attempt in range(2, max_attempts + 1):
+        failed = [i for i, (response, _) in enumerate(records) if _retryable(response)]
+        if not failed:
+            break
+        log.info("retrying %d failed item(s), attempt %d of %d", len(failed), attempt,
+                 max_attempts)
+        again = _run_batch(model, [batch[i] for i in failed], sample_rate,
+                           batch_seed + attempt)
+        for i, record in zip(failed, again, strict=True):
+            records[i], attempts[i] = record, attempt
+    return records, attempts
 
 
 def _run_batch(model: AudioModel, batch: list[WorkItem], sample_rate: int | None,

@@ -354,3 +354,167 @@ def parse_failure_rate(verdicts: Iterable[Verdict]) -> float:
     """Share of verdicts with parsed_ok False (NaN for no verdicts)."""
     flags = [not v.parsed_ok for v in verdicts]
     return sum(flags) / len(flags) if flags else math.nan
+
+
+# --------------------------------------------------------------------------- panels
+
+PARSING_MODES = ("faithful", "strict")
+JUDGED, NO_ANSWER, JUDGE_FAILED = "judged", "no_answer", "judge_failed"
+
+
+def score_judgements(records: Iterable[Mapping[str, object]]) -> pd.DataFrame:
+    """One row per judgement record with both parsing modes' verdicts and row scores.
+
+    ``records`` come from judge jobs (one file per judge, system and run, in item order).
+    Faithful parsing runs in that order, so a response without a rating line takes the
+    previous *response's* rating (flagged ``carried_over``); lost rows (failed judge call)
+    and unanswered rows are never a source of carry-over. A failed answer scores 0 in both
+    modes (the system gave nothing to rate); a failed judge call scores nothing (lost).
+    """
+    rows = []
+    previous: dict[tuple, Verdict] = {}
+    for rec in records:
+        key = (rec["judge"], rec["model"], rec["run"])
+        status = rec["status"]
+        row: dict[str, object] = {k: rec[k] for k in
+                                  ("judge", "model", "run", "item_id", "clip_id", "prompt_id")}
+        row["status"] = status
+        if status == JUDGED:
+            faithful = parse_verdict_faithful(rec.get("judge_output"), previous.get(key))
+            called = faithful.needs_orientation_call and rec.get("orientation_output") is not None
+            if called:
+                faithful = apply_orientation_call(faithful, rec.get("orientation_output"))
+            previous[key] = faithful
+            strict = parse_verdict_strict(rec.get("judge_output"))
+            row.update(_verdict_columns("faithful", faithful, effective_score(faithful, True)))
+            row.update(_verdict_columns("strict", strict, effective_score(strict, False)))
+            row["carried_over"] = faithful.carried_over
+            row["orientation_call"] = called
+        else:
+            score = 0.0 if status == NO_ANSWER else None
+            for mode in PARSING_MODES:
+                row.update({f"{mode}_rating": None, f"{mode}_orientation": None,
+                            f"{mode}_ok": None, f"{mode}_problem": None,
+                            f"{mode}_score": score})
+            row["carried_over"] = False
+            row["orientation_call"] = False
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _verdict_columns(mode: str, verdict: Verdict, score: float | None) -> dict[str, object]:
+    return {f"{mode}_rating": verdict.rating, f"{mode}_orientation": verdict.orientation,
+            f"{mode}_ok": verdict.parsed_ok, f"{mode}_problem": verdict.problem,
+            f"{mode}_score": score}
+
+
+def _as_verdicts(frame: pd.DataFrame, mode: str) -> list[Verdict]:
+    judged = frame[frame["status"] == JUDGED]
+    return [Verdict(rating=None if pd.isna(r) else int(r),
+                    orientation=None if pd.isna(o) else str(o), parsed_ok=bool(ok))
+            for r, o, ok in zip(judged[f"{mode}_rating"], judged[f"{mode}_orientation"],
+                                judged[f"{mode}_ok"], strict=True)]
+
+
+def best_mean_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Best-Mean per (mode, model, judge, run), with the counts behind it."""
+    rows = []
+    for (model, judge, run), frame in verdicts.groupby(["model", "judge", "run"], sort=True):
+        for mode in PARSING_MODES:
+            scores = frame.rename(columns={f"{mode}_score": "score"})
+            value, excluded = best_mean_detail(scores[["clip_id", "prompt_id", "score"]])
+            rows.append({
+                "mode": mode, "model": model, "judge": judge, "run": run,
+                "best_mean": value, "n_clips": int(frame["clip_id"].nunique()),
+                "n_clips_excluded": excluded, "n_items": len(frame),
+                "n_scored": int(frame[f"{mode}_score"].notna().sum()),
+                "n_lost": int((frame["status"] == JUDGE_FAILED).sum()),
+                "n_no_answer": int((frame["status"] == NO_ANSWER).sum()),
+                "n_unparsed": int(((frame["status"] == JUDGED)
+                                   & ~frame[f"{mode}_ok"].fillna(False).astype(bool)).sum()),
+                "n_carried_over": int(frame["carried_over"].sum()) if mode == "faithful" else 0,
+            })
+    return pd.DataFrame(rows)
+
+
+def dependence_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Modality-dependence shares per (mode, model, judge), pooled over runs.
+
+    Faithful counts every judged row's orientation as upstream does; strict only rows whose
+    verdict parsed.
+    """
+    rows = []
+    for (model, judge), frame in verdicts.groupby(["model", "judge"], sort=True):
+        for mode in PARSING_MODES:
+            shares = modality_dependence(_as_verdicts(frame, mode),
+                                         only_parsed=(mode == "strict"))
+            counted = frame[(frame["status"] == JUDGED)
+                            & frame[f"{mode}_orientation"].isin(DEPENDENCE_LABELS)]
+            if mode == "strict":
+                counted = counted[counted["strict_ok"].astype(bool)]
+            rows.append({"mode": mode, "model": model, "judge": judge, "n": len(counted),
+                         **shares})
+    return pd.DataFrame(rows)
+
+
+def judge_health_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Per judge: items, lost calls, parse failures (strict), carry-overs and second calls."""
+    rows = []
+    for judge, frame in verdicts.groupby("judge", sort=True):
+        judged = frame[frame["status"] == JUDGED]
+        rows.append({
+            "judge": judge, "n_items": len(frame), "n_judged": len(judged),
+            "n_lost": int((frame["status"] == JUDGE_FAILED).sum()),
+            "n_no_answer": int((frame["status"] == NO_ANSWER).sum()),
+            "parse_failure_rate_strict": parse_failure_rate(_as_verdicts(frame, "strict")),
+            "parse_failure_rate_faithful": parse_failure_rate(_as_verdicts(frame, "faithful")),
+            "n_carried_over": int(frame["carried_over"].sum()),
+            "n_orientation_calls": int(frame["orientation_call"].sum()),
+        })
+    return pd.DataFrame(rows)
+
+
+def agreement_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Cohen's kappa (unweighted and linear) per judge pair and Krippendorff's alpha
+    (ordinal) over the panel, on strictly parsed ratings, per model and over all models.
+
+    Items are (model, run, item); an item a judge lost or could not parse is missing for
+    that judge (kappa uses the items both parsed, alpha handles missing values).
+    """
+    judges = sorted(verdicts["judge"].unique())
+    keyed = verdicts.assign(_key=list(zip(verdicts["model"], verdicts["run"],
+                                          verdicts["item_id"], strict=True)))
+    rows = []
+    scopes = [("all", keyed)] + [(m, f) for m, f in keyed.groupby("model", sort=True)]
+    for scope, frame in scopes:
+        ratings = frame[frame["status"] == JUDGED].pivot_table(
+            index="_key", columns="judge", values="strict_rating", aggfunc="first")
+        ok = frame[frame["status"] == JUDGED].pivot_table(
+            index="_key", columns="judge", values="strict_ok", aggfunc="first")
+        ratings = ratings.where(ok.fillna(False).astype(bool))
+        ratings = ratings.reindex(columns=judges)
+        for i, a in enumerate(judges):
+            for b in judges[i + 1:]:
+                both = ratings[[a, b]].dropna()
+                rows.append({
+                    "scope": scope, "statistic": "cohen_kappa", "judges": f"{a} | {b}",
+                    "n": len(both),
+                    "value": cohen_kappa(list(both[a]), list(both[b])) if len(both) else math.nan,
+                    "value_linear": (cohen_kappa(list(both[a]), list(both[b]), "linear")
+                                     if len(both) else math.nan),
+                })
+        if len(judges) >= 2:
+            matrix = ratings.T.to_numpy(dtype=float)
+            usable = int((np.sum(~np.isnan(matrix), axis=0) >= 2).sum())
+            value = krippendorff_alpha(matrix) if usable and _varies(matrix) else math.nan
+            rows.append({"scope": scope, "statistic": "krippendorff_alpha_ordinal",
+                         "judges": " | ".join(judges), "n": usable, "value": value,
+                         "value_linear": math.nan})
+    return pd.DataFrame(rows, columns=["scope", "statistic", "judges", "n", "value",
+                                       "value_linear"])
+
+
+def _varies(matrix: np.ndarray) -> bool:
+    """Krippendorff's alpha needs more than one distinct value among the pairable units."""
+    values = matrix[:, np.sum(~np.isnan(matrix), axis=0) >= 2]
+    return np.unique(values[~np.isnan(values)]).size > 1

@@ -42,3 +42,15 @@ def run_single_threaded_blas(func: Callable[[], R]) -> R:
 
 
 
+
+
+def limit_threads(threads: int) -> None:
+    """Keep a job within its Snakemake ``threads`` (BLAS pools, and torch when loaded)."""
+    import sys
+
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(max(1, threads))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(max(1, threads))

@@ -3,7 +3,7 @@
 import re
 import sys
 
-from lalm_eval.config import ConfigError, validate_config
+from lalm_eval.config import ConfigError, selected_snrs, selected_suites, validate_config
 from lalm_eval.mixing import parse_snr, snr_split_name
 
 try:
@@ -14,10 +14,15 @@ except ConfigError as error:
 RES = config["paths"]["resources"]
 OUT = config["paths"]["results"]
 CORPORA = config["corpora"]
-SUITES = {name: s for name, s in config["suites"].items() if s.get("enabled", True)}
-SNR_SPLITS = [snr_split_name(parse_snr(v)) for v in config["mixing"]["snrs"]]
+# enabled suites and SNRs after `select:` (systems filtered by select.models)
+SUITES = selected_suites(config)
+SSEU_SUITES = [name for name in SUITES if name != "jasco"]
+SNR_SPLITS = [snr_split_name(parse_snr(v)) for v in selected_snrs(config)]
+#: the single split of suites without SNR conditions (jasco)
+WHOLE_SPLIT = "all"
 MODELS = config.get("models", {})
 MODELS_IN_USE = sorted({m for s in SUITES.values() for m in s.get("systems", {})})
+JUDGES = sorted(SUITES["jasco"]["judges"]) if "jasco" in SUITES else []
 
 
 def model_closure(name):
@@ -45,7 +50,10 @@ def prompt_set_file(suite):
 
 
 def prompt_set_name(suite):
-    """What scripts load: the fetched file or the configured name/path."""
+    """What scripts load: the fetched file or the configured name/path (None for jasco,
+    whose instructions come with its data)."""
+    if suite == "jasco":
+        return None
     if SUITES[suite].get("prompts_source"):
         return f"{RES}/prompts/{suite}.yaml"
     return SUITES[suite]["prompts"]
@@ -62,7 +70,7 @@ def alternation(names):
 
 wildcard_constraints:
     suite=alternation(SUITES),
-    split=alternation(SNR_SPLITS),
+    split=alternation(SNR_SPLITS + [WHOLE_SPLIT]),
     role="speech|background",
     corpus=alternation(CORPORA),
 
@@ -102,6 +110,12 @@ def split_manifests(suite):
 
 def prediction_files(suite):
     runs = range(SUITES[suite].get("runs", 1))
+    if suite == "jasco":
+        return [
+            f"{OUT}/jasco/predictions/{model}/open/{WHOLE_SPLIT}/run{run}.jsonl"
+            for model in SUITES[suite]["systems"]
+            for run in runs
+        ]
     return [
         f"{OUT}/{suite}/predictions/{model}/{mode}/{split}/run{run}.jsonl"
         for model, modes in SUITES[suite].get("systems", {}).items()
@@ -126,9 +140,36 @@ def score_files(suite):
     return files
 
 
+def infer_inputs(wildcards):
+    """Inputs of an inference job: the SSEU split (manifest, audio, labels, prompt set) or
+    the JASCO items table and protocol."""
+    suite = wildcards.suite
+    if suite == "jasco":
+        return {"item_table": f"{OUT}/jasco/items.csv", "protocol": f"{OUT}/jasco/protocol.json"}
+    return {
+        "manifest": f"{OUT}/{suite}/manifests/{wildcards.split}.csv",
+        "audio": f"{OUT}/{suite}/audio/{wildcards.split}",
+        "labels": f"{OUT}/{suite}/labels.json",
+        "prompts": prompt_set_file(suite),
+    }
+
+
+def jasco_judgement_files():
+    suite = SUITES["jasco"]
+    return [
+        f"{OUT}/jasco/judgements/{judge}/{model}/run{run}.jsonl"
+        for judge in JUDGES
+        for model in suite["systems"]
+        for run in range(suite["runs"])
+    ]
+
+
 def all_targets():
     targets = []
-    for suite in SUITES:
+    if "jasco" in SUITES and SUITES["jasco"]["systems"]:
+        targets.append(f"{OUT}/jasco/report/results.json")
+        targets.append(f"{OUT}/jasco/inference_summary.md")
+    for suite in SSEU_SUITES:
         targets += split_manifests(suite)
         targets.append(f"{OUT}/{suite}/corpus_summary.md")
         if SUITES[suite].get("systems"):

@@ -1,4 +1,5 @@
 # Inference: one rule per model (infer_<model>), one job per (suite, split, model, mode, run).
+# JASCO answers use the same rules (split 'all', mode 'open').
 # `snakemake -R infer_<model>` reruns exactly that model and what depends on it.
 
 
@@ -44,10 +45,7 @@ for _model in MODELS_IN_USE:
         name:
             f"infer_{_model}"
         input:
-            manifest=f"{OUT}/{{suite}}/manifests/{{split}}.csv",
-            audio=f"{OUT}/{{suite}}/audio/{{split}}",
-            labels=f"{OUT}/{{suite}}/labels.json",
-            prompts=lambda w: prompt_set_file(w.suite),
+            unpack(infer_inputs),
         output:
             predictions=f"{OUT}/{{suite}}/predictions/{_model}/{{mode}}/{{split}}/run{{run}}.jsonl",
         params:
@@ -63,7 +61,7 @@ for _model in MODELS_IN_USE:
         benchmark:
             f"{OUT}/benchmarks/infer_{_model}_{{suite}}_{{mode}}_{{split}}_run{{run}}.tsv"
         wildcard_constraints:
-            mode="independent|joint|cot",
+            mode="independent|joint|cot|open",
             run=r"\d+",
         threads: 2
         resources:

@@ -9,7 +9,9 @@ Entry keys used:
   choice), ``gguf_cache`` (true: the first GGUF load is saved as a float checkpoint under the
   cache folder, because reading GGUF through transformers takes ~15 s and the saved copy
   loads in ~1 s with identical weights), ``use_chat_template`` (true when the tokenizer has
-  one).
+  one), ``response_prefix`` (text the answer is made to start with: appended to the input
+  after the generation prompt and kept at the start of the output; e.g. ``"Rating:"`` makes a
+  small judge begin with its verdict).
 * ``prompts.system``: default system message (a request's ``system`` overrides it).
 * ``decoding``: ``max_new_tokens`` (64), ``do_sample`` (false: greedy, deterministic),
   ``temperature``, ``top_p``, ``repetition_penalty``, ``seed`` (set before each batch when
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DECODING: dict[str, Any] = {"max_new_tokens": 64, "do_sample": False}
 OPTIONS = frozenset({"gguf_file", "dtype", "device", "num_threads", "gguf_cache",
-                     "use_chat_template"})
+                     "use_chat_template", "response_prefix"})
 _GENERATE_KEYS = {"max_new_tokens", "do_sample", "temperature", "top_p", "top_k",
                   "repetition_penalty", "num_beams", "no_repeat_ngram_size", "min_new_tokens"}
 
@@ -160,14 +162,20 @@ class TransformersTextLLM(AudioModel):
             log.warning("%s: could not cache the converted GGUF model: %s", self.name, exc)
 
     # ---------------------------------------------------------------------------------
+    @property
+    def response_prefix(self) -> str:
+        return str(self.entry.options.get("response_prefix") or "")
+
     def render(self, prompt: str, system: str | None) -> str:
-        """The exact model input text for one prompt."""
+        """The exact model input text for one prompt (ending with the response prefix)."""
         if self.use_chat_template:
             messages = ([{"role": "system", "content": system}] if system else []) + [
                 {"role": "user", "content": prompt}]
-            return self.tokenizer.apply_chat_template(messages, tokenize=False,
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False,
                                                       add_generation_prompt=True)
-        return f"{system}\n\n{prompt}" if system else prompt
+        else:
+            text = f"{system}\n\n{prompt}" if system else prompt
+        return text + self.response_prefix
 
     def generate_texts(self, texts: list[str]) -> list[tuple[str, int]]:
         """Greedy (or configured) continuations of rendered inputs: (text, n new tokens)."""
@@ -212,7 +220,8 @@ class TransformersTextLLM(AudioModel):
         if pending:
             try:
                 outputs = self.generate_texts([text for _, text in pending])
-                answered = [Response(text=t, n_output_tokens=n) for t, n in outputs]
+                answered = [Response(text=self._with_prefix(t), n_output_tokens=n)
+                            for t, n in outputs]
             except Exception as exc:  # noqa: BLE001 - isolate the bad item below
                 log.warning("%s: batched generation failed (%s); retrying one by one",
                             self.name, exc)
@@ -226,4 +235,11 @@ class TransformersTextLLM(AudioModel):
             ((answer, n_tokens),) = self.generate_texts([text])
         except Exception as exc:  # noqa: BLE001
             return Response.failed(f"generation failed: {type(exc).__name__}: {exc}")
-        return Response(text=answer, n_output_tokens=n_tokens)
+        return Response(text=self._with_prefix(answer), n_output_tokens=n_tokens)
+
+    def _with_prefix(self, continuation: str) -> str:
+        """The answer as the model "said" it: prefix plus continuation (nothing added to an
+        empty continuation, so an empty answer stays empty)."""
+        if not self.response_prefix or not continuation:
+            return continuation
+        return f"{self.response_prefix} {continuation}".replace("  ", " ")

@@ -9,13 +9,17 @@ README, so they are extracted from it at run time and pinned by their sha256.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import yaml
 
-from lalm_eval.inference import WorkItem
+from lalm_eval.inference import EMPTY_OUTPUT, JobSummary, WorkItem
 
 #: columns of upstream dataset/v0/v0.csv, in file order
 V0_COLUMNS = (
@@ -215,3 +219,257 @@ def items_to_work(items: pd.DataFrame) -> list[WorkItem]:
             )
         )
     return work
+
+
+# --------------------------------------------------------------------------- judging
+
+#: our wording of the faithful mode's second call (upstream asks a similar question in
+#: eval.py; its prompt is code, not data, so it is not fetched)
+ORIENTATION_PROMPT_RESOURCE = "jasco_orientation"
+
+
+def judge_fields(row: Mapping[str, Any], answer: str) -> dict[str, str]:
+    """The values of the judge template's placeholders for one item and answer."""
+    return {
+        "audio_sound": _norm(row["audio_sound"]),
+        "spoken_text": _norm(row["spoken_text"]),
+        "question": _norm(row["prompt"]),
+        "audio_only_target": _norm(row["audio_only_target"]),
+        "speech_only_target": _norm(row["speech_only_target"]),
+        "reference": _norm(row["tgt_text"]),
+        "keywords": _norm(row["target_keywords"]),
+        "prediction": str(answer).strip(),
+    }
+
+
+def fill_judge_template(template: str, fields: Mapping[str, str]) -> str:
+    """Replace each ``{field}`` of :data:`JUDGE_FIELDS`; other braces are left alone."""
+    missing = [f for f in JUDGE_FIELDS if f not in fields]
+    if missing:
+        raise JascoFormatError(f"judge template values missing: {missing}")
+    text = template
+    for name in JUDGE_FIELDS:
+        text = text.replace("{" + name + "}", fields[name])
+    return text
+
+
+def load_orientation_prompt() -> tuple[str, str]:
+    """The packaged orientation-call prompt (``{explanation}`` placeholder) and its sha256."""
+    from lalm_eval.prompts import prompt_set_path
+
+    data = yaml.safe_load(prompt_set_path(ORIENTATION_PROMPT_RESOURCE).read_text())
+    template = str(data["template"])
+    if "{explanation}" not in template:
+        raise JascoFormatError(f"{ORIENTATION_PROMPT_RESOURCE}: template lacks {{explanation}}")
+    return template, _sha256(template)
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """Records of a JSONL file written by the inference engine or a judge job."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def judge_work_items(items: pd.DataFrame, answers: Sequence[Mapping[str, Any]],
+                     template: str, system: str | None) -> list[WorkItem]:
+    """One text-only judge request per answered item (failed answers get none).
+
+    The prompt is the filled template, so the engine's cache key covers the judge's
+    fingerprint, the template, the item and the answer text.
+    """
+    rows = {f"jasco-{r['id']}-{k}": r for r, k in _with_index(items)}
+    work: list[WorkItem] = []
+    for answer in answers:
+        if answer.get("error"):
+            continue
+        row = rows.get(answer["item_id"])
+        if row is None:
+            raise JascoFormatError(f"answer for unknown item {answer['item_id']!r}")
+        prompt = fill_judge_template(template, judge_fields(row, answer.get("output_text") or ""))
+        work.append(WorkItem(item_id=answer["item_id"], clip_id=str(row["id"]),
+                             task="jasco_judge", request="generate", prompt_id="judge",
+                             prompt=prompt, system=system))
+    return work
+
+
+def orientation_work_items(calls: Sequence[Mapping[str, Any]], template: str
+                           ) -> list[WorkItem]:
+    """Second calls for judge outputs whose orientation the faithful parser cannot read."""
+    from lalm_eval.judges import orientation_call_input, parse_verdict_faithful
+
+    work = []
+    for call in calls:
+        if call.get("error") and call["error"] != EMPTY_OUTPUT:
+            continue
+        if parse_verdict_faithful(call.get("output_text"), None).needs_orientation_call:
+            text = orientation_call_input(call.get("output_text"))
+            work.append(WorkItem(item_id=call["item_id"], clip_id=call["clip_id"],
+                                 task="jasco_orientation", request="generate",
+                                 prompt_id="orientation",
+                                 prompt=template.replace("{explanation}", text)))
+    return work
+
+
+def _with_index(items: pd.DataFrame) -> Iterator[tuple[dict[str, Any], int]]:
+    k = items.groupby("id", sort=False).cumcount() + 1
+    for row, index in zip(items.to_dict("records"), k, strict=True):
+        yield row, int(index)
+
+
+def read_items(path: str | Path) -> pd.DataFrame:
+    """An items table written by :func:`expand_items` (all text columns as str)."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in ITEM_COLUMNS if c not in table.columns]
+    if missing:
+        raise JascoFormatError(f"{path}: missing column(s) {', '.join(missing)}")
+    return table
+
+
+def run_answer_job(*, items_path: str | Path, model_name: str, models: dict, run: int,
+                   seed: int, cache_path: str | Path, out_path: str | Path, threads: int = 1,
+                   progress: bool = True) -> JobSummary:
+    """One JASCO answer job: every (clip, instruction) item answered by ``model_name``."""
+    from lalm_eval.inference import run_job
+    from lalm_eval.models.registry import build_model
+    from lalm_eval.parallel import limit_threads
+
+    limit_threads(threads)
+    model = build_model(model_name, models)
+    if not model.supports("generate"):
+        raise JascoFormatError(f"model {model_name!r} cannot generate text "
+                               f"(supports {sorted(model.capabilities)})")
+    work = items_to_work(read_items(items_path))
+    return run_job(lambda: model, model.fingerprint(), work, cache_path, out_path,
+                   model_name=model_name, model_revision=model.entry.revision, mode="open",
+                   run=run, seed=seed, sample_rate=model.sample_rate,
+                   batch_size=model.entry.batch_size, progress=progress)
+
+
+def run_judge_job(*, items_path: str | Path, protocol_path: str | Path,
+                  answers_path: str | Path, judge_name: str, models: dict, run: int,
+                  seed: int, cache_dir: str | Path, out_path: str | Path,
+                  system: str | None, retries: int, orientation_call: bool,
+                  threads: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Rate one system's answers (one run) with one judge; write one record per item.
+
+    Judge calls go through the inference engine (cached, resumable, ``retries`` extra
+    attempts for failed calls). With ``orientation_call`` the outputs whose orientation
+    does not parse get the faithful mode's second call. Items whose answer failed get
+    ``status`` ``no_answer``; failed judge calls ``judge_failed`` (lost, never carried over).
+    """
+    from lalm_eval.inference import run_job
+    from lalm_eval.models.registry import build_model
+    from lalm_eval.parallel import limit_threads
+
+    limit_threads(threads)
+    items = read_items(items_path)
+    protocol = json.loads(Path(protocol_path).read_text())
+    answers = read_records(answers_path)
+    judge = build_model(judge_name, models)
+    if not judge.supports("generate"):
+        raise JascoFormatError(f"judge {judge_name!r} cannot generate text "
+                               f"(supports {sorted(judge.capabilities)})")
+    cache_dir = Path(cache_dir)
+    common = dict(model_name=judge_name, model_revision=judge.entry.revision, run=run,
+                  seed=seed, sample_rate=None, batch_size=judge.entry.batch_size,
+                  progress=progress, max_attempts=1 + retries)
+    work = judge_work_items(items, answers, protocol["judge_template"], system)
+    calls_path = cache_dir / "calls.jsonl"
+    summary = run_job(lambda: judge, judge.fingerprint(), work, cache_dir / "cache.jsonl",
+                      calls_path, mode="judge", **common)
+    calls = {r["item_id"]: r for r in read_records(calls_path)}
+    second: dict[str, dict] = {}
+    orientation_sha = None
+    if orientation_call:
+        template, orientation_sha = load_orientation_prompt()
+        extra = orientation_work_items(list(calls.values()), template)
+        if extra:
+            second_path = cache_dir / "orientation.jsonl"
+            run_job(lambda: judge, judge.fingerprint(), extra,
+                    cache_dir / "orientation_cache.jsonl", second_path,
+                    mode="orientation", **common)
+            second = {r["item_id"]: r for r in read_records(second_path)}
+    records = [_judgement(a, calls.get(a["item_id"]), second.get(a["item_id"]), judge_name,
+                          judge.entry.revision, protocol, orientation_sha) for a in answers]
+    _write_jsonl(Path(out_path), records)
+    counts = pd.Series([r["status"] for r in records]).value_counts().to_dict()
+    return {"judge": judge_name, "items": len(records), "statuses": counts,
+            "calls_computed": summary.n_computed, "calls_cached": summary.n_cached}
+
+
+def _judgement(answer: Mapping[str, Any], call: Mapping[str, Any] | None,
+               second: Mapping[str, Any] | None, judge: str, revision: str | None,
+               protocol: Mapping[str, Any], orientation_sha: str | None) -> dict[str, Any]:
+    if answer.get("error"):
+        status = "no_answer"
+    elif call is None or (call.get("error") and call["error"] != EMPTY_OUTPUT):
+        status = "judge_failed"
+    else:
+        status = "judged"  # an empty verdict is a verdict: the parsers decide
+    return {
+        "item_id": answer["item_id"], "clip_id": answer["clip_id"],
+        "prompt_id": answer["prompt_id"], "model": answer["model"], "run": answer["run"],
+        "judge": judge, "judge_revision": revision, "status": status,
+        "answer_text": answer.get("output_text"), "answer_error": answer.get("error"),
+        "judge_output": call.get("output_text") if call else None,
+        "judge_error": call.get("error") if call else None,
+        "judge_attempts": call.get("attempts") if call else None,
+        "orientation_output": second.get("output_text") if second else None,
+        "orientation_error": second.get("error") if second else None,
+        "judge_template_sha256": protocol["judge_template_sha256"],
+        "orientation_prompt_sha256": orientation_sha if second else None,
+        "judge_cache_key": call.get("cache_key") if call else None,
+    }
+
+
+def _write_jsonl(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                   encoding="utf-8")
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def prepare_items(root: str | Path, *, n_clips: int | None = None,
+                  instructions_sha256: str | None = None,
+                  judge_template_sha256: str | None = None,
+                  source: str = "") -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Items table and protocol from a release tree (``README.md`` + ``dataset/v0/``).
+
+    The instructions and the judge template are read from the README; a configured sha256
+    that differs from the file's is an error naming both hashes. ``n_clips`` keeps the
+    first clips of v0.csv. The protocol records texts, hashes and where they came from.
+    """
+    root = Path(root)
+    readme = root / "README.md"
+    v0_path = root / "dataset" / "v0" / "v0.csv"
+    for path in (readme, v0_path):
+        if not path.is_file():
+            raise JascoFormatError(f"{path}: missing (expected the upstream release layout)")
+    text = readme.read_text(encoding="utf-8")
+    instructions, instructions_hash = extract_instructions(text)
+    template, template_hash = extract_judge_template(text)
+    for what, pinned, found in (("instructions", instructions_sha256, instructions_hash),
+                                ("judge template", judge_template_sha256, template_hash)):
+        if pinned and pinned != found:
+            raise JascoFormatError(f"{readme}: {what} sha256 {found} differs from the pinned "
+                                   f"{pinned}; the upstream text changed or the pin is wrong")
+    v0 = read_v0_csv(v0_path)
+    if n_clips is not None:
+        v0 = v0.head(n_clips)
+    items = expand_items(v0, instructions, v0_path.parent)
+    missing_audio = sorted({a for a in items["audio"] if not Path(a).is_file()})
+    protocol = {
+        "source": source, "readme": str(readme),
+        "readme_sha256": _sha256(text), "v0_sha256": _sha256(v0_path.read_text("utf-8")),
+        "instructions": instructions, "instructions_sha256": instructions_hash,
+        "instructions_pinned": bool(instructions_sha256),
+        "judge_template": template, "judge_template_sha256": template_hash,
+        "judge_template_pinned": bool(judge_template_sha256),
+        "n_clips": int(v0.shape[0]), "n_items": int(items.shape[0]),
+        "missing_audio": missing_audio,
+    }
+    return items, protocol

@@ -96,10 +96,11 @@ def run_sseu_job(
 
     from lalm_eval.inference import run_job
     from lalm_eval.models.registry import build_model
+    from lalm_eval.parallel import limit_threads
     from lalm_eval.prompts import load_prompt_set
 
     log = logging.getLogger("lalm_eval.sseu")
-    _limit_threads(threads)
+    limit_threads(threads)
     model = build_model(model_name, models)  # cheap: weights load only if work is pending
     manifest = pd.read_csv(manifest_path, keep_default_na=False, dtype={"clip_id": str})
     labels = json.loads(Path(labels_path).read_text())
@@ -115,15 +116,3 @@ def run_sseu_job(
         seed=seed, sample_rate=model.sample_rate, batch_size=model.entry.batch_size,
         progress=progress,
     )
-
-
-def _limit_threads(threads: int) -> None:
-    """Keep a job within its Snakemake ``threads`` (torch and BLAS pools)."""
-    import sys
-
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(max(1, threads))
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(max(1, threads))
