@@ -1,0 +1,709 @@
+"""Auditory-knowledge probing with four-option multiple-choice questions (AKB-2000 shape).
+
+AKB-2000 (not released yet) asks 2,000 four-option questions in six categories and 48
+subcategories, with the correct answers spread evenly over the positions (chance 25 %); text
+LLMs answer from the question text alone. This module reads any question file of that shape
+(``.json``, ``.jsonl``, ``.csv``, ``.yaml``), checks the answer-position balance, renders the
+questions into text-only work items, finds the option a model chose in its answer and scores
+overall, per category and per answer position.
+
+Question file fields: ``id`` (optional, also ``question_id``), ``category``, ``subcategory``
+(optional, also ``sub_category`` / ``sub-category``), ``question``, ``options`` (also
+``choices``: a list of 4 strings, a mapping A-D, or a JSON list in a CSV cell; CSV may use
+columns ``A``-``D`` or ``option_a``-``option_d`` instead) and ``answer`` (a letter A-D, an
+index 0-3, or the exact text of one option). Field names are case-insensitive. Options must be
+strings: a YAML value such as ``3:2`` or ``yes`` is read as a number or a boolean unless quoted,
+so unquoted non-strings are refused rather than converted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import string
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy.stats import chisquare
+
+from lalm_eval.inference import WorkItem
+from lalm_eval.prompts import PromptError, prompt_set_path
+
+__all__ = [
+    "CATEGORIES",
+    "CHANCE_PCT",
+    "LETTERS",
+    "MCQ_COLUMNS",
+    "McqFormatError",
+    "McqPrompt",
+    "chosen_position_counts",
+    "demo_mcq_path",
+    "extract_choice",
+    "load_mcq_prompt",
+    "mcq_accuracy",
+    "mcq_work_items",
+    "position_balance",
+    "read_mcq",
+    "render_mcq",
+    "score_mcq",
+]
+
+#: the six AKB-2000 categories, in the paper's order
+CATEGORIES: tuple[str, ...] = (
+    "Sound",
+    "Paralinguistic",
+    "Phonetic",
+    "Music",
+    "Audio Quality",
+    "Technical",
+)
+N_OPTIONS = 4
+LETTERS: tuple[str, ...] = tuple("ABCD")
+CHANCE_PCT = 100.0 / N_OPTIONS
+OPTION_COLUMNS: tuple[str, ...] = tuple(f"option_{x.lower()}" for x in LETTERS)
+MCQ_COLUMNS: tuple[str, ...] = (
+    "item_id", "category", "subcategory", "question", *OPTION_COLUMNS, "answer_index",
+    "answer_letter",
+)
+STATUSES: tuple[str, ...] = ("answered", "unparsed", "failed", "missing")
+
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "id": ("id", "question_id"),
+    "category": ("category",),
+    "subcategory": ("subcategory", "sub_category", "sub-category"),
+    "question": ("question",),
+    "options": ("options", "choices"),
+    "answer": ("answer",),
+}
+_MISSING = object()
+_WS = re.compile(r"\s+")
+
+
+class McqFormatError(ValueError):
+    """A question file (or one of its items) does not have the expected shape."""
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+
+
+def demo_mcq_path() -> Path:
+    """The packaged demo question set written for lalm-eval (``corpora/akb_demo.yaml``)."""
+    return Path(str(resources.files("lalm_eval.corpora").joinpath("akb_demo.yaml")))
+
+
+def _load_records(path: Path) -> tuple[list[Any], dict[str, Any]]:
+    """Raw items and file-level metadata (keys next to ``questions``)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame.columns = [str(c).strip() for c in frame.columns]
+            return frame.to_dict("records"), {}
+        text = path.read_text(encoding="utf-8")
+        if suffix == ".jsonl":
+            items = []
+            for number, line in enumerate(text.splitlines(), start=1):
+                if line.strip():
+                    try:
+                        items.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise McqFormatError(f"{path}: line {number} is not JSON ({exc})") from exc
+            return items, {}
+        if suffix == ".json":
+            data = json.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        else:
+            raise McqFormatError(f"{path}: unknown question file type {suffix!r} "
+                                 "(use .json, .jsonl, .csv or .yaml)")
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as exc:
+        raise McqFormatError(f"{path}: cannot be parsed ({exc})") from exc
+    if isinstance(data, Mapping):
+        if "questions" not in data:
+            raise McqFormatError(f"{path}: a mapping at the top level needs a 'questions' list")
+        meta = {k: v for k, v in data.items() if k != "questions"}
+        data = data["questions"]
+    else:
+        meta = {}
+    if not isinstance(data, list):
+        raise McqFormatError(f"{path}: expected a list of questions, got {type(data).__name__}")
+    return data, meta
+
+
+def _keyed(record: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The record with stripped lower-case keys (two keys that collide are an error)."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        name = str(key).strip().lower()
+        if name in out:
+            raise McqFormatError(f"{where}: field {name!r} appears twice (different case)")
+        out[name] = value
+    return out
+
+
+def _field(record: Mapping[str, Any], name: str, where: str) -> Any:
+    present = [a for a in _ALIASES[name] if a in record]
+    if len(present) > 1:
+        raise McqFormatError(f"{where}: fields {' and '.join(present)} both give {name!r}")
+    return record[present[0]] if present else _MISSING
+
+
+def _text(value: Any, where: str, name: str, required: bool = True) -> str:
+    """A stripped string field; missing/None gives '' unless required."""
+    if value is _MISSING or value is None:
+        if required:
+            raise McqFormatError(f"{where}: field {name!r} is missing")
+        return ""
+    if not isinstance(value, str):
+        raise McqFormatError(f"{where}: field {name!r} must be a string, got "
+                             f"{type(value).__name__} {value!r} (quote it)")
+    text = value.strip()
+    if required and not text:
+        raise McqFormatError(f"{where}: field {name!r} is empty")
+    return text
+
+
+def _same_text(a: str, b: str) -> bool:
+    return _WS.sub(" ", a).strip().casefold() == _WS.sub(" ", b).strip().casefold()
+
+
+def _options(record: Mapping[str, Any], where: str) -> list[str]:
+    listed = _field(record, "options", where)
+    by_letter = {x: record[x.lower()] for x in LETTERS if x.lower() in record}
+    by_column = {x: record[c] for x, c in zip(LETTERS, OPTION_COLUMNS, strict=True)
+                 if c in record}
+    forms = [name for name, given in (("options", listed is not _MISSING),
+                                      ("A-D", bool(by_letter)),
+                                      ("option_a-option_d", bool(by_column))) if given]
+    if not forms:
+        raise McqFormatError(f"{where}: field 'options' is missing "
+                             "(or columns A-D / option_a-option_d)")
+    if len(forms) > 1:
+        raise McqFormatError(f"{where}: options given twice ({' and '.join(forms)})")
+    if listed is not _MISSING:
+        raw = listed
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise McqFormatError(f"{where}: field 'options' is not a JSON list ({exc})"
+                                     ) from exc
+        if isinstance(raw, Mapping):
+            keys = sorted(str(k).strip().upper() for k in raw)
+            if keys != list(LETTERS):
+                raise McqFormatError(f"{where}: field 'options' as a mapping needs the keys "
+                                     f"A, B, C, D, got {sorted(map(str, raw))}")
+            raw = [v for _, v in sorted(raw.items(), key=lambda kv: str(kv[0]).strip().upper())]
+        if not isinstance(raw, list):
+            raise McqFormatError(f"{where}: field 'options' must be a list, got "
+                                 f"{type(raw).__name__}")
+        values = raw
+    else:
+        given = by_letter or by_column
+        absent = [x for x in LETTERS if x not in given]
+        if absent:
+            raise McqFormatError(f"{where}: option(s) {', '.join(absent)} missing")
+        values = [given[x] for x in LETTERS]
+    if len(values) != N_OPTIONS:
+        raise McqFormatError(f"{where}: field 'options' has {len(values)} options, "
+                             f"expected {N_OPTIONS}")
+    options = [_text(v, where, f"option {x}") for x, v in zip(LETTERS, values, strict=True)]
+    for i in range(N_OPTIONS):
+        for j in range(i + 1, N_OPTIONS):
+            if _same_text(options[i], options[j]):
+                raise McqFormatError(f"{where}: options {LETTERS[i]} and {LETTERS[j]} are the "
+                                     f"same text ({options[i]!r})")
+    return options
+
+
+def _answer_index(answer: Any, options: Sequence[str], where: str) -> int:
+    """Index of the correct option from a letter, an index 0-3 or an option's exact text."""
+    if answer is _MISSING or answer is None:
+        raise McqFormatError(f"{where}: field 'answer' is missing")
+    if isinstance(answer, bool) or not isinstance(answer, int | str):
+        raise McqFormatError(f"{where}: field 'answer' must be a letter, an index or an "
+                             f"option text, got {type(answer).__name__} {answer!r}")
+    if isinstance(answer, int):
+        if not 0 <= answer < N_OPTIONS:
+            raise McqFormatError(f"{where}: field 'answer' index {answer} is outside 0-3")
+        return answer
+    text = answer.strip()
+    if not text:
+        raise McqFormatError(f"{where}: field 'answer' is empty")
+    by_position = None
+    if len(text) == 1 and text.upper() in LETTERS:
+        by_position = LETTERS.index(text.upper())
+    elif text in {str(i) for i in range(N_OPTIONS)}:
+        by_position = int(text)
+    by_text = [i for i, option in enumerate(options) if option == text]
+    if by_position is not None and by_text and by_text != [by_position]:
+        raise McqFormatError(f"{where}: field 'answer' {text!r} is ambiguous: it names option "
+                             f"{LETTERS[by_position]} and is also the text of option "
+                             f"{LETTERS[by_text[0]]}")
+    if by_position is not None:
+        return by_position
+    if len(by_text) == 1:
+        return by_text[0]
+    near = [LETTERS[i] for i, option in enumerate(options) if _same_text(option, text)]
+    hint = f" (differs only in case or spacing from option {near[0]})" if near else ""
+    raise McqFormatError(f"{where}: field 'answer' {text!r} matches no option; expected a "
+                         f"letter A-D, an index 0-3 or the exact text of one option{hint}")
+
+
+def _item_id(value: Any, where: str) -> str | None:
+    if value is _MISSING or value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise McqFormatError(f"{where}: field 'id' must be a string or an integer, got "
+                             f"{type(value).__name__}")
+    return str(value).strip() or None
+
+
+def read_mcq(
+    path: str | Path,
+    *,
+    strict_categories: bool = False,
+    categories: Sequence[str] = CATEGORIES,
+) -> pd.DataFrame:
+    """Read a four-option question file into one row per question (columns ``MCQ_COLUMNS``).
+
+    Items without an id get ``q0001``, ``q0002``, ... by position. With ``strict_categories``
+    every category must be one of ``categories`` (exact spelling). ``attrs`` hold the file
+    path, its sha256 and the file-level metadata (YAML/JSON keys next to ``questions``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise McqFormatError(f"{path}: question file does not exist")
+    raw_items, meta = _load_records(path)
+    if not raw_items:
+        raise McqFormatError(f"{path}: holds no questions")
+    width = max(4, len(str(len(raw_items))))
+    rows: list[dict[str, Any]] = []
+    for number, raw in enumerate(raw_items, start=1):
+        where = f"{path}: item #{number}"
+        if not isinstance(raw, Mapping):
+            raise McqFormatError(f"{where}: expected an object, got {type(raw).__name__}")
+        record = _keyed(raw, where)
+        item_id = _item_id(_field(record, "id", where), where) or f"q{number:0{width}d}"
+        where = f"{path}: item {item_id!r}"
+        category = _text(_field(record, "category", where), where, "category")
+        if strict_categories and category not in categories:
+            close = difflib.get_close_matches(category, list(categories), n=1)
+            hint = f"; did you mean {close[0]!r}" if close else ""
+            raise McqFormatError(f"{where}: field 'category' {category!r} is not one of "
+                                 f"{', '.join(categories)}{hint}")
+        subcategory = _text(_field(record, "subcategory", where), where, "subcategory",
+                            required=False)
+        question = _text(_field(record, "question", where), where, "question")
+        options = _options(record, where)
+        index = _answer_index(_field(record, "answer", where), options, where)
+        rows.append({
+            "item_id": item_id, "category": category, "subcategory": subcategory,
+            "question": question,
+            **dict(zip(OPTION_COLUMNS, options, strict=True)),
+            "answer_index": index, "answer_letter": LETTERS[index],
+        })
+    table = pd.DataFrame(rows, columns=list(MCQ_COLUMNS))
+    dupes = sorted(set(table["item_id"][table["item_id"].duplicated()]))
+    if dupes:
+        raise McqFormatError(f"{path}: duplicate id(s) {', '.join(map(repr, dupes))}")
+    table["answer_index"] = table["answer_index"].astype(int)
+    table.attrs = {"source": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                   "meta": meta}
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# answer positions
+# --------------------------------------------------------------------------------------------
+
+
+def _position_counts(indices: Iterable[Any]) -> np.ndarray:
+    values = np.asarray([int(i) for i in indices], dtype=int)
+    if values.size and (values.min() < 0 or values.max() >= N_OPTIONS):
+        raise ValueError(f"answer indices must lie in 0-{N_OPTIONS - 1}")
+    return np.bincount(values, minlength=N_OPTIONS)
+
+
+def position_balance(table: pd.DataFrame) -> dict[str, Any]:
+    """How evenly the correct answers spread over A-D: counts, chi-square test of uniformity.
+
+    ``max_deviation`` is the largest ``|count - expected|``; ``balanced`` is ``p >= 0.05``.
+    """
+    counts = _position_counts(table["answer_index"])
+    n = int(counts.sum())
+    if n == 0:
+        raise ValueError("position_balance needs at least one question")
+    expected = n / N_OPTIONS
+    result = chisquare(counts)
+    p_value = float(result.pvalue)
+    return {
+        "n": n,
+        "counts": {x: int(c) for x, c in zip(LETTERS, counts, strict=True)},
+        "expected": expected,
+        "chi2": float(result.statistic),
+        "p_value": p_value,
+        "max_deviation": float(np.max(np.abs(counts - expected))),
+        "balanced": bool(p_value >= 0.05),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# prompt and work items
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class McqPrompt:
+    """A multiple-choice prompt: ``template`` holds ``{question}`` and ``{options}``."""
+
+    name: str
+    version: str
+    source: str
+    system: str | None
+    template: str
+    sha256: str
+
+
+_PROMPT_FIELDS = frozenset({"question", "options"})
+
+
+def load_mcq_prompt(name_or_path: str = "mcq_demo") -> McqPrompt:
+    """A packaged MCQ prompt by name (e.g. ``mcq_demo``) or a YAML file path."""
+    path = prompt_set_path(name_or_path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise PromptError(f"{path}: cannot be parsed ({exc})") from exc
+    if not isinstance(raw, Mapping):
+        raise PromptError(f"{path}: an MCQ prompt must be a mapping")
+    for key in ("name", "version", "source", "template"):
+        if key not in raw:
+            raise PromptError(f"{path}: MCQ prompt lacks {key!r}")
+    template = str(raw["template"]).strip()
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise PromptError(f"{path}: template is not a valid format string ({exc})") from exc
+    if fields != _PROMPT_FIELDS:
+        raise PromptError(f"{path}: template must use exactly {{question}} and {{options}}, "
+                          f"found {sorted(fields)}")
+    system = raw.get("system")
+    return McqPrompt(str(raw["name"]), str(raw["version"]), str(raw["source"]),
+                     None if system is None else str(system).strip(), template,
+                     hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def render_mcq(row: Mapping[str, Any], prompt: McqPrompt) -> str:
+    """The prompt text of one question; options render as lines ``A. ...``."""
+    options = "\n".join(f"{x}. {row[c]}" for x, c in zip(LETTERS, OPTION_COLUMNS, strict=True))
+    return prompt.template.format(question=row["question"], options=options)
+
+
+def mcq_work_items(table: pd.DataFrame, prompt: McqPrompt) -> list[WorkItem]:
+    """One text-only "generate" request per question (item id = clip id = question id)."""
+    return [
+        WorkItem(item_id=str(row["item_id"]), clip_id=str(row["item_id"]), task="mcq",
+                 request="generate", audio_path=None, prompt_id=prompt.name,
+                 prompt=render_mcq(row, prompt), system=prompt.system)
+        for row in table.to_dict("records")
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# answer extraction
+# --------------------------------------------------------------------------------------------
+
+_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+_MARKUP = re.compile(r"\*\*|__|[*`]")
+_QUOTES = "\"'“”‘’"
+_SEPARATORS = " \t.:;,)]-–—"
+#: answer cues after which a letter is the model's choice
+_CUE = (r"(?i:\b(?:(?:final|correct|right|best)\s+)?answer\b\s*(?:is|would\s+be|should\s+be)?"
+        r"|\b(?:correct|right|best)\s+(?:option|choice)\b\s*(?:is|would\s+be)?"
+        r"|\bI\s*(?:would|will|'d|’d)?\s*(?:choose|pick|select|go\s+with)\b)")
+_LEAD = r"\s*[:=\-]?\s*(?i:(?:option|choice|letter)\s+)?[(\[]?\s*"
+_TAIL = r"(?![\w'’])"
+
+
+@lru_cache(maxsize=32)
+def _letter_regexes(n: int) -> tuple[re.Pattern[str], ...]:
+    """Letter-choice patterns for ``n`` options, strongest first: after an answer cue, at the
+    start of a line, anywhere else ("(B)", "option B", "B." alone, "B or C")."""
+    last = chr(ord("A") + n - 1)
+    upper, both = f"A-{last}", f"A-{last}a-{last.lower()}"
+    more = rf"(?P<more>(?:\s*(?:,|/|&|\bor\b|\band\b)\s*[(\[]?[{upper}][)\]]?{_TAIL})*)"
+    cue = re.compile(_CUE + _LEAD + rf"(?P<letter>[{both}]){_TAIL}\s*[)\]]?" + more)
+    start = re.compile(rf"(?m)^[ \t]*[-•]?[ \t]*[(\[]?[ \t]*(?P<letter>[{both}]){_TAIL}[ \t]*"
+                       rf"[)\]]?(?=[ \t]*$|[ \t]*[.:;,)\]\-–—])" + more)
+    weak = re.compile(
+        rf"\((?P<p>[{upper}])\)"  # (B) anywhere
+        rf"|(?i:\b(?:option|choice)\s+)[(\[]?(?P<o>[{upper}]){_TAIL}"  # option B
+        rf"|(?<![\w'’\-])(?P<alone>[{upper}])(?=\s*(?:[.!?,;:]|$))"  # "It is B."
+        rf"|(?<![\w'’])(?P<list>[{upper}](?:\s*(?:,|/|&|\bor\b|\band\b)\s*[{upper}]{_TAIL})+)"
+    )
+    return cue, start, weak
+
+
+def _norm(text: str) -> str:
+    return _WS.sub(" ", text).strip().strip(_QUOTES + " .!?;:,").strip().casefold()
+
+
+def _loose(text: str) -> str:
+    return _WS.sub(" ", re.sub(r"[^\w]+", " ", text.casefold())).strip()
+
+
+_Form = Callable[[str], str]
+
+
+def _text_forms(options: Sequence[str]) -> tuple[list[str], _Form]:
+    """Comparable option forms: punctuation-blind when that keeps the options distinct."""
+    loose = [_loose(o) for o in options]
+    if all(loose) and len(set(loose)) == len(loose):
+        return loose, _loose
+    return [_norm(o) for o in options], _norm
+
+
+def _contains(haystack: str, needle: str) -> bool:
+    return bool(needle) and re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", haystack) is not None
+
+
+def _mentioned(text: str, forms: Sequence[str], form: _Form) -> set[int]:
+    """Options whose text occurs in ``text`` (an option inside a longer matched one is dropped)."""
+    hay = form(text)
+    found = {i for i, f in enumerate(forms) if _contains(hay, f)}
+    return {i for i in found if not any(j != i and _contains(forms[j], forms[i]) for j in found)}
+
+
+def _starts_with_option(text: str, forms: Sequence[str], form: _Form) -> set[int]:
+    """Options whose text ``text`` begins with."""
+    head = form(text)
+    return {i for i, f in enumerate(forms) if f and (head == f or head.startswith(f + " "))}
+
+
+def _mentions(
+    cleaned: str, regexes: Sequence[re.Pattern[str]], forms: Sequence[str], form: _Form
+) -> tuple[int, list[tuple[set[int], str]]]:
+    """Letter mentions of the strongest tier present: (tier, [(letters, text after them)])."""
+    for tier, regex in enumerate(regexes):
+        found: list[tuple[set[int], str]] = []
+        for match in regex.finditer(cleaned):
+            groups = match.groupdict()
+            key, letter = next((k, v) for k, v in groups.items() if v and k != "more")
+            after = cleaned[match.start(key) + len(letter):]
+            if len(letter) == 1 and re.match(r"\s+\w", after):
+                if letter.islower():
+                    continue  # "the answer is a violin": an article
+                if _starts_with_option(cleaned[match.start(key):], forms, form):
+                    continue  # "Answer: A major" where "A major" is an option
+            named = (letter.upper() if len(letter) == 1 else letter) + (groups.get("more") or "")
+            tail = cleaned[match.end():].split("\n", 1)[0].lstrip(_SEPARATORS)
+            found.append(({ord(x) - ord("A") for x in re.findall(r"[A-Z]", named)}, tail))
+        if found:
+            return tier, found
+    return -1, []
+
+
+def extract_choice(text: str | None, options: Sequence[str]) -> tuple[int | None, str]:
+    """The option a model chose and how it was found.
+
+    Methods: ``letter`` (a clear choice pattern: "B", "(B)", "B.", "Answer: B", "The answer is
+    B: ..."), ``letter_and_text`` (a letter followed by its own option's text),
+    ``option_text`` (the text of exactly one option, case and punctuation aside),
+    ``ambiguous`` (several different letters or options, or a letter followed by another
+    option's text) and ``none``. An English article ("A dog barks") is not read as letter A.
+    """
+    if not 2 <= len(options) <= 26:
+        raise ValueError(f"extract_choice needs 2-26 options, got {len(options)}")
+    if text is None or not str(text).strip():
+        return None, "none"
+    cleaned = _MARKUP.sub("", _BOXED.sub(r"\1", _THINK.sub(" ", str(text))))
+    cleaned = cleaned.strip().strip(_QUOTES).strip()
+    if not cleaned:
+        return None, "none"
+    forms, form = _text_forms(options)
+    whole = [i for i, f in enumerate(forms) if f and f == form(cleaned)]
+    if len(whole) == 1:
+        return whole[0], "option_text"
+    regexes = _letter_regexes(len(options))
+    tier, mentions = _mentions(cleaned, regexes, forms, form)
+    letters = set().union(*(m[0] for m in mentions)) if mentions else set()
+    if len(letters) > 1:
+        return None, "ambiguous"
+    if len(letters) == 1:
+        (chosen,) = letters
+        with_text = False
+        for _, tail in mentions:
+            named = _starts_with_option(tail, forms, form)
+            if named and chosen not in named:
+                return None, "ambiguous"
+            with_text = with_text or chosen in named
+        if tier == len(regexes) - 1 and _mentioned(cleaned, forms, form) - {chosen}:
+            return None, "ambiguous"
+        return chosen, "letter_and_text" if with_text else "letter"
+    cue = list(re.finditer(_CUE, cleaned))
+    if cue:
+        tail = re.split(r"[.!?](?:\s|$)|\n", cleaned[cue[-1].end():], maxsplit=1)[0]
+        named = _mentioned(tail, forms, form)
+        if len(named) == 1:
+            return next(iter(named)), "option_text"
+    named = _mentioned(cleaned, forms, form)
+    if len(named) == 1:
+        return next(iter(named)), "option_text"
+    return (None, "ambiguous") if named else (None, "none")
+
+
+# --------------------------------------------------------------------------------------------
+# scoring
+# --------------------------------------------------------------------------------------------
+
+ITEM_SCORE_COLUMNS: tuple[str, ...] = (
+    "item_id", "category", "subcategory", "answer_index", "answer_letter", "chosen_index",
+    "chosen_letter", "method", "correct", "status",
+)
+
+
+def _given(value: Any) -> bool:
+    """A present value: not None, not NaN (records read back through pandas), not blank."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return False
+    return bool(str(value).strip())
+
+
+def score_mcq(table: pd.DataFrame, records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per question: the chosen option, whether it is correct, and a status.
+
+    ``status`` is ``answered``, ``unparsed`` (no single option found), ``failed`` (the record
+    has an ``error``) or ``missing`` (no record); all but ``answered`` count as wrong.
+    A record for an unknown question or a second record for one question is an error.
+    """
+    known = set(table["item_id"].astype(str))
+    by_id: dict[str, Mapping[str, Any]] = {}
+    for number, record in enumerate(records, start=1):
+        if record.get("item_id") is None:
+            raise ValueError(f"record #{number} has no item_id")
+        item_id = str(record["item_id"])
+        if item_id not in known:
+            raise ValueError(f"record #{number}: item_id {item_id!r} is not a question of the set")
+        if item_id in by_id:
+            raise ValueError(f"record #{number}: second record for item_id {item_id!r} "
+                             "(score one run at a time)")
+        by_id[item_id] = record
+    rows = []
+    for row in table.to_dict("records"):
+        item_id = str(row["item_id"])
+        record = by_id.get(item_id)
+        chosen: int | None = None
+        if record is None:
+            status, method = "missing", ""
+        elif _given(record.get("error")):
+            status, method = "failed", ""
+        else:
+            options = [row[c] for c in OPTION_COLUMNS]
+            output = record.get("output_text")
+            chosen, method = extract_choice(output if _given(output) else None, options)
+            status = "answered" if chosen is not None else "unparsed"
+        answer = int(row["answer_index"])
+        rows.append({
+            "item_id": item_id, "category": row["category"], "subcategory": row["subcategory"],
+            "answer_index": answer, "answer_letter": LETTERS[answer],
+            "chosen_index": chosen, "chosen_letter": None if chosen is None else LETTERS[chosen],
+            "method": method, "correct": chosen == answer, "status": status,
+        })
+    frame = pd.DataFrame(rows, columns=list(ITEM_SCORE_COLUMNS))
+    frame["chosen_index"] = frame["chosen_index"].astype("Int64")
+    frame["correct"] = frame["correct"].astype(bool)
+    return frame
+
+
+ACCURACY_COLUMNS: tuple[str, ...] = (
+    "level", "group", "n", "n_correct", "accuracy", "n_unparsed", "n_failed", "n_missing",
+    "chance",
+)
+LEVELS: tuple[str, ...] = ("overall", "category", "subcategory", "answer_letter")
+
+
+def _accuracy_row(level: str, group: str, part: pd.DataFrame) -> dict[str, Any]:
+    n = len(part)
+    n_correct = int(part["correct"].sum())
+    status = part["status"]
+    return {
+        "level": level, "group": group, "n": n, "n_correct": n_correct,
+        "accuracy": 100.0 * n_correct / n if n else float("nan"),
+        "n_unparsed": int((status == "unparsed").sum()),
+        "n_failed": int((status == "failed").sum()),
+        "n_missing": int((status == "missing").sum()),
+        "chance": CHANCE_PCT,
+    }
+
+
+def _category_order(values: Iterable[str]) -> list[str]:
+    present = set(values)
+    return [c for c in CATEGORIES if c in present] + sorted(present - set(CATEGORIES))
+
+
+def mcq_accuracy(
+    per_item: pd.DataFrame, levels: Sequence[str] = ("overall", "category", "answer_letter")
+) -> pd.DataFrame:
+    """Accuracy (%) overall, per category, per subcategory and per correct-answer letter.
+
+    Unparsed, failed and missing answers count as wrong and are also counted apart. The
+    ``answer_letter`` rows (questions whose answer is A, B, ...) reveal a position bias of
+    the model. Subcategory groups are named ``category/subcategory``.
+    """
+    unknown = [x for x in levels if x not in LEVELS]
+    if unknown:
+        raise ValueError(f"unknown level(s) {unknown} (allowed: {', '.join(LEVELS)})")
+    if per_item.empty:
+        raise ValueError("mcq_accuracy needs at least one scored question")
+    rows: list[dict[str, Any]] = []
+    for level in levels:
+        if level == "overall":
+            rows.append(_accuracy_row("overall", "all", per_item))
+        elif level == "category":
+            for category in _category_order(per_item["category"]):
+                rows.append(_accuracy_row(level, category,
+                                          per_item[per_item["category"] == category]))
+        elif level == "subcategory":
+            for category in _category_order(per_item["category"]):
+                part = per_item[per_item["category"] == category]
+                for sub in sorted(set(part["subcategory"])):
+                    rows.append(_accuracy_row(level, f"{category}/{sub}",
+                                              part[part["subcategory"] == sub]))
+        else:
+            for letter in LETTERS:
+                part = per_item[per_item["answer_letter"] == letter]
+                if len(part):
+                    rows.append(_accuracy_row(level, letter, part))
+    return pd.DataFrame(rows, columns=list(ACCURACY_COLUMNS))
+
+
+def chosen_position_counts(per_item: pd.DataFrame) -> pd.DataFrame:
+    """How often the model picked each letter, next to how often each letter is correct.
+
+    ``chosen_pct`` is the share of the answered questions; ``answer_pct`` the share of all.
+    """
+    chosen = _position_counts(per_item["chosen_index"].dropna())
+    answers = _position_counts(per_item["answer_index"])
+    n_chosen, n_all = int(chosen.sum()), int(answers.sum())
+    return pd.DataFrame({
+        "letter": list(LETTERS),
+        "n_chosen": chosen.astype(int),
+        "chosen_pct": 100.0 * chosen / n_chosen if n_chosen else np.full(N_OPTIONS, np.nan),
+        "n_answer": answers.astype(int),
+        "answer_pct": 100.0 * answers / n_all if n_all else np.full(N_OPTIONS, np.nan),
+    })
