@@ -11,7 +11,7 @@ SNAKEMAKE := $(PY) -m snakemake
 # run apt-get as root directly, otherwise through sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench dry-run install system-deps clean-demo help
+.PHONY: demo test lint bench dry-run install system-deps clean-demo help chromium report
 
 help:
 	@echo "make demo      install, then build the offline demo end to end (config/demo.yaml)"
@@ -19,6 +19,7 @@ help:
 	@echo "make lint      ruff + snakemake --lint"
 	@echo "make bench     run the benchmarks in benchmarks/"
 	@echo "make dry-run   show the full-reproduction DAG (config/config.yaml)"
+	@echo "make report    the demo's self-contained HTML report, checked in headless Chromium"
 
 $(STAMPS):
 	mkdir -p $(STAMPS)
@@ -42,10 +43,22 @@ system-deps:
 
 demo: install system-deps
 	$(SNAKEMAKE) --configfile config/demo.yaml --cores $(CORES) --printshellcmds
-	@echo "demo results in results/demo/ (start with results/demo/sseu/corpus_summary.md)"
+	@echo "demo results in results/demo/ (start with results/demo/sseu/corpus_summary.md;"
+	@echo "JASCO in results/demo/jasco/report/, knowledge in results/demo/knowledge/report/)"
 
-test: install
-	$(PY) -m pytest -q
+# headless Chromium for the HTML report check (Debian package; idempotent)
+chromium:
+	bash tools/install-chromium.sh
+
+test: install chromium
+	LALM_EVAL_REPORT_SCREENSHOT=$(CURDIR)/results/report-screenshot.png $(PY) -m pytest -q
+
+# the demo's HTML report (one self-contained file), checked in headless Chromium
+report: install chromium
+	$(SNAKEMAKE) --configfile config/demo.yaml --report results/demo/report.html \
+	  --report-stylesheet workflow/report/report.css
+	$(PY) tests/report/check_report.py results/demo/report.html \
+	  --screenshot results/demo/report-screenshot.png
 
 lint: install
 	$(VENV)/bin/ruff check src tests workflow/scripts benchmarks

@@ -6,6 +6,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 # config/config.yaml unless the user names another with --configfile (no silent merging)
 if not workflow.overwrite_configfiles:
 
@@ -23,6 +26,11 @@ include: "workflow/rules/scoring.smk"
 if "jasco" in SUITES:
 
     include: "workflow/rules/jasco.smk"
+
+
+if "knowledge" in SUITES:
+
+    include: "workflow/rules/knowledge.smk"
 
 
 

@@ -74,7 +74,37 @@ def test_workflow_builds_every_split_then_has_nothing_to_do(tables_config, tmp_p
     plan = _snakemake(work, "--configfile", str(changed), "-n", "--quiet", "rules")
     assert plan.returncode == 0, plan.stderr[-2000:]
     jobs = set(re.findall(r"^(\w+)\s+\d+$", plan.stdout + plan.stderr, re.M)) - {"total"}
-    assert jobs == {"score_sseu", "score_ground_truth", "sseu_report", "all"}, jobs
+    assert jobs == {"score_sseu", "score_ground_truth", "sseu_report", "run_info", "all"}, jobs
+
+    # -R infer_<model>: that model's jobs and what depends on them, nothing else
+    downstream = {"infer_whisper_tiny_en", "inference_summary", "score_sseu", "sseu_report",
+                  "all"}
+    assert _planned(work, "--configfile", str(tables_config), "-R",
+                    "infer_whisper_tiny_en") == downstream
+    # a changed prompt file reruns exactly the jobs that read it
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text((REPO / "src/lalm_eval/prompts/sseu_demo.yaml").read_text())
+    config["scoring"]["bootstrap"] = 20
+    config["suites"]["sseu"]["prompts"] = str(prompts)
+    with_file = tmp_path / "with_file.yaml"
+    with_file.write_text(yaml.safe_dump(config))
+    assert "infer_whisper_tiny_en" in _planned(work, "--configfile", str(with_file))
+    assert _snakemake(work, "--configfile", str(with_file)).returncode == 0
+    assert _planned(work, "--configfile", str(with_file)) == set()
+    prompts.write_text(prompts.read_text().replace("word for word", "exactly"))
+    assert _planned(work, "--configfile", str(with_file)) == downstream | {"run_info"}
+    # select: a subset of SNRs from the command line plans only what is missing for it
+    assert _planned(work, "--configfile", str(with_file), "--config",
+                    'select={"snrs": ["+inf"]}', "-R", "build_mixtures") == {
+        "build_mixtures", "infer_whisper_tiny_en", "inference_summary", "score_sseu",
+        "score_ground_truth", "sseu_report", "run_info", "all"}
+
+
+def _planned(work: Path, *args: str) -> set[str]:
+    """Rules of a dry run's job table (empty when there is nothing to do)."""
+    plan = _snakemake(work, *args, "-n", "--quiet", "rules")
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    return set(re.findall(r"^(\w+)\s+\d+$", plan.stdout + plan.stderr, re.M)) - {"total"}
 
 
 @pytest.mark.slow

@@ -108,6 +108,9 @@ def _check_references(config: dict[str, Any]) -> None:
             _require_known(model, models, f"suites.{suite}.systems names model", "models")
         for model in settings.get("judges", []):
             _require_known(model, models, f"suites.{suite}.judges names model", "models")
+        if suite == "knowledge":
+            _check_knowledge(settings, corpora, models)
+            continue
         if suite == "jasco":
             _require_known(settings["corpus"], corpora, "suites.jasco names corpus", "corpora")
             kind = corpora[settings["corpus"]]["kind"]
@@ -119,13 +122,41 @@ def _check_references(config: dict[str, Any]) -> None:
         for name in names:
             _require_known(name, corpora, f"suites.{suite} names corpus", "corpora")
     for name, corpus in corpora.items():
-        if corpus["kind"] == "jasco_demo":
+        if corpus["kind"] in ("jasco_demo", "mmau_demo"):
             _require_known(corpus["events_from"], corpora,
                            f"corpora.{name}.events_from names corpus", "corpora")
     _check_selection(config)
 
 
 JASCO_CORPUS_KINDS = ("jasco_demo", "what_are_they_doing")
+KNOWLEDGE_MODEL_LISTS = ("text_llms", "captioners", "cascade_llms", "audio_llms")
+BENCHMARK_KINDS = ("mmau_demo", "mmau", "mmar")
+
+
+def knowledge_models(settings: dict[str, Any]) -> list[str]:
+    """Every model the knowledge suite runs (text LLMs, captioners, cascade LLMs, LALMs)."""
+    names: list[str] = []
+    for key in KNOWLEDGE_MODEL_LISTS:
+        for name in settings.get(key) or []:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _check_knowledge(settings: dict[str, Any], corpora: dict[str, Any],
+                     models: dict[str, Any]) -> None:
+    for key in KNOWLEDGE_MODEL_LISTS:
+        for name in settings.get(key) or []:
+            _require_known(name, models, f"suites.knowledge.{key} names model", "models")
+    checks = [("mcq_corpus", settings.get("mcq_corpus"), ("mcq",))]
+    checks += [("benchmarks", b, BENCHMARK_KINDS) for b in settings.get("benchmarks", [])]
+    for key, name, kinds in checks:
+        if name is None:
+            continue
+        _require_known(name, corpora, f"suites.knowledge.{key} names corpus", "corpora")
+        if corpora[name]["kind"] not in kinds:
+            raise ConfigError(f"config error: suites.knowledge.{key} '{name}' has kind "
+                              f"'{corpora[name]['kind']}' (needs one of: {', '.join(kinds)})")
 
 
 def _snr_key(value: Any) -> float:
@@ -139,6 +170,7 @@ def _check_selection(config: dict[str, Any]) -> None:
     for suite in select.get("suites") or []:
         _require_known(suite, suites, "select.suites names suite", "suites")
     systems = {m: None for s in suites.values() for m in s.get("systems", {})}
+    systems.update({m: None for m in knowledge_models(suites.get("knowledge", {}))})
     for model in select.get("models") or []:
         _require_known(model, systems, "select.models names system", "suites.*.systems")
     configured = {_snr_key(v): v for v in config.get("mixing", {}).get("snrs", [])}
@@ -157,6 +189,15 @@ def selected_suites(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if not suite.get("enabled", True) or (wanted_suites and name not in wanted_suites):
             continue
         suite = dict(suite)
+        if name == "knowledge":
+            for key in KNOWLEDGE_MODEL_LISTS:
+                if key == "cascade_llms" and suite.get(key) is None:
+                    suite[key] = list(suite.get("text_llms", []))
+                if wanted_models is not None:
+                    suite[key] = [m for m in suite.get(key) or [] if m in wanted_models]
+            suite["systems"] = knowledge_models(suite)
+            out[name] = suite
+            continue
         systems = suite.get("systems", {})
         if wanted_models is not None:
             if isinstance(systems, dict):

@@ -61,7 +61,8 @@ for _model in MODELS_IN_USE:
         benchmark:
             f"{OUT}/benchmarks/infer_{_model}_{{suite}}_{{mode}}_{{split}}_run{{run}}.tsv"
         wildcard_constraints:
-            mode="independent|joint|cot|open",
+            suite=alternation(SUITES),
+            mode="independent|joint|cot|open|text|caption|audio|cascade-[a-z0-9_]+",
             run=r"\d+",
         threads: 2
         resources:
@@ -85,6 +86,8 @@ rule inference_summary:
             labels={"suite": "{suite}", "table": "items and failures per job"},
         ),
         md=f"{OUT}/{{suite}}/inference_summary.md",
+    wildcard_constraints:
+        suite=alternation(SUITES),
     log:
         f"{OUT}/logs/inference_summary_{{suite}}.log",
     threads: 1

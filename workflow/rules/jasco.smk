@@ -1,29 +1,6 @@
 # JASCO / What Are They Doing: release tree -> items + protocol -> answers (infer_<model>,
 # split "all", mode "open") -> one judge job per (judge, system, run) -> Table II and figures.
 
-
-def jasco_corpus():
-    return CORPORA[SUITES["jasco"]["corpus"]]
-
-
-def jasco_release_root():
-    """Folder holding README.md and dataset/v0/ (demo build or registry download)."""
-    name = SUITES["jasco"]["corpus"]
-    corpus = CORPORA[name]
-    if corpus["kind"] == "jasco_demo":
-        return f"{RES}/corpora/{name}"
-    return f"{RES}/downloads/{corpus['registry_name']}/downloads"
-
-
-def jasco_release_inputs(wildcards):
-    name = SUITES["jasco"]["corpus"]
-    corpus = CORPORA[name]
-    if corpus["kind"] == "jasco_demo":
-        root = f"{RES}/corpora/{name}"
-        return {"v0": f"{root}/dataset/v0/v0.csv", "readme": f"{root}/README.md"}
-    return {"stamp": f"{RES}/downloads/{corpus['registry_name']}/.complete.json"}
-
-
 rule jasco_demo_data:
     input:
         events=lambda w: f"{RES}/corpora/{CORPORA[w.corpus]['events_from']}/sources/events.csv",

@@ -1,5 +1,7 @@
 # Scoring (one job per suite, model and mode, over all splits and runs), the ground-truth
 # upper-bound check, and the suite report (tables, figures, results JSON).
+from lalm_eval.reports.run_info import code_state
+
 
 
 rule score_sseu:
@@ -88,3 +90,27 @@ rule sseu_report:
         "../../envs/audio.yaml"
     script:
         "../scripts/sseu_report.py"
+
+
+rule run_info:
+    output:
+        html=report(
+            f"{OUT}/report/run_info.html",
+            caption="../report/run_info.rst",
+            category="Run",
+            labels={"output": "configuration and versions"},
+        ),
+    params:
+        config=config,
+        configfiles=[str(f) for f in workflow.configfiles],
+        code=lambda w: code_state(),
+    log:
+        f"{OUT}/logs/run_info.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/audio.yaml"
+    script:
+        "../scripts/run_info.py"

@@ -60,8 +60,10 @@ def table2(best_means: pd.DataFrame, mode: str, digits: int = 3) -> pd.DataFrame
 
 def parsing_difference(best_means: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """Faithful vs strict Best-Mean per (system, judge), averaged over runs, and the gap."""
+    # a mode whose Best-Means are all undefined must still get its column
     pivot = best_means.pivot_table(index=["model", "judge"], columns="mode",
-                                   values="best_mean", aggfunc="mean")
+                                   values="best_mean", aggfunc="mean", dropna=False
+                                   ).reindex(columns=list(J.PARSING_MODES))
     counts = best_means[best_means["mode"] == "faithful"].groupby(["model", "judge"])[
         ["n_carried_over", "n_unparsed"]].sum()
     strict_unparsed = best_means[best_means["mode"] == "strict"].groupby(

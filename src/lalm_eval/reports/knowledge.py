@@ -1,0 +1,137 @@
+"""Auditory-knowledge report: MCQ accuracy per category, cascade results, audio-grounded
+results, and the correlation heatmap across every metric."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lalm_eval.metrics.correlation import pairwise_correlations
+from lalm_eval.reports.heatmap import correlation_heatmap, correlation_table
+from lalm_eval.reports.provenance import results_json
+from lalm_eval.reports.tables import format_cell, write_table
+from lalm_eval.suites.knowledge import CASCADE_PREFIX
+
+
+def _cell(values: pd.Series, digits: int = 1) -> str:
+    finite = values.dropna()
+    if finite.empty:
+        return format_cell(None)
+    std = float(finite.std(ddof=1)) if len(finite) > 1 else None
+    return format_cell(float(finite.mean()), std, digits)
+
+
+def mcq_table(accuracy: pd.DataFrame, balance: Mapping[str, Any]) -> pd.DataFrame:
+    """Rows: text LLMs; columns: overall accuracy (%) then each category; mean ± std over runs."""
+    levels = accuracy[accuracy["level"].isin(["overall", "category"])]
+    columns = ["overall"] + [g for g in dict.fromkeys(levels[levels["level"] == "category"]
+                                                       ["group"])]
+    rows = {}
+    for model, frame in levels.groupby("model", sort=True):
+        row = {}
+        for column in columns:
+            part = frame[(frame["level"] == "overall") if column == "overall"
+                         else (frame["group"] == column)]
+            row[column] = _cell(part["accuracy"])
+        unanswered = frame[frame["level"] == "overall"][["n_unparsed", "n_failed",
+                                                         "n_missing"]].sum().sum()
+        row["unanswered"] = int(unanswered)
+        rows[model] = row
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=[*columns, "unanswered"])
+    table.index.name = "model"
+    counts = balance.get("counts", {})
+    table.attrs["notes"] = [
+        "Accuracy (%) on four-option questions answered from text only (chance 25 %); "
+        "unparsed, failed and missing answers count as wrong (column 'unanswered').",
+        "Answer positions of the set: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        + f" (chi-square p = {balance.get('p_value', float('nan')):.3f}).",
+    ]
+    table.attrs["bold"] = {"axis": "rows", "columns": columns}
+    table.attrs["metric"] = "accuracy"
+    return table
+
+
+def _choice_rows(accuracy: pd.DataFrame, modes: Sequence[str]) -> pd.DataFrame:
+    frame = accuracy[accuracy["mode"].isin(modes)]
+    if frame.empty:
+        return pd.DataFrame()
+    keys = sorted({(b, f"{v}" if k == "overall" else f"{v}")
+                   for b, k, v in zip(frame["benchmark"], frame["breakdown"], frame["value"],
+                                      strict=True) if k in ("overall", "task")})
+    rows = {}
+    for (model, mode), part in frame.groupby(["model", "mode"], sort=True):
+        label = (model, mode[len(CASCADE_PREFIX):] if mode.startswith(CASCADE_PREFIX) else "-")
+        row = {}
+        for benchmark, value in keys:
+            for matcher in ("faithful", "strict"):
+                if matcher == "strict" and value != "all":
+                    continue
+                cell = part[(part["benchmark"] == benchmark) & (part["value"] == value)
+                            & (part["matcher"] == matcher)]
+                name = f"{benchmark} {value}" + (" (strict)" if matcher == "strict" else "")
+                row[name] = _cell(cell["accuracy"])
+        rows[label] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["model", "captioner"])
+    table.attrs["notes"] = [
+        "Accuracy (%) with the official MMAU/MMAR matcher (a prediction is right when it "
+        "holds every word of the answer and no word only found in a wrong choice). "
+        "Faithful: items without a prediction are skipped, as upstream; strict: counted "
+        "wrong. 'all' = every item; sound / music / speech (MMAR: modality) break it down."]
+    table.attrs["bold"] = {"axis": "rows", "columns": list(table.columns)}
+    table.attrs["metric"] = "accuracy"
+    return table
+
+
+def build_knowledge_report(*, mcq_accuracy: pd.DataFrame, choice_accuracy: pd.DataFrame,
+                           metrics: pd.DataFrame, blocks: Mapping[str, Sequence[str]],
+                           balance: Mapping[str, Any], out_dir: str | Path,
+                           correlation: Mapping[str, Any], config_slice: Mapping[str, Any],
+                           seeds: Mapping[str, Any], prompt_hashes: Mapping[str, str]
+                           ) -> dict[str, Path]:
+    """Write the study's three tables, the correlation table and heatmap, results.json."""
+    out_dir = Path(out_dir)
+    tables, figures = out_dir / "tables", out_dir / "figures"
+    tables.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    mcq_accuracy.to_csv(out_dir / "mcq_accuracy.csv", index=False)
+    choice_accuracy.to_csv(out_dir / "choice_accuracy.csv", index=False)
+    metrics.to_csv(out_dir / "metrics.csv", index_label="model")
+    if len(mcq_accuracy):
+        paths["mcq"] = write_table(mcq_table(mcq_accuracy, balance), tables / "mcq_accuracy",
+                                   "Auditory knowledge from text only: accuracy per "
+                                   "category")[1]
+    for name, modes, caption in (
+            ("cascade", [m for m in choice_accuracy.get("mode", pd.Series(dtype=str)).unique()
+                         if str(m).startswith(CASCADE_PREFIX)],
+             "Cascade: captioner description, then a text LLM answers"),
+            ("audio_grounded", ["audio"], "Audio-grounded: the model answers from the audio")):
+        table = _choice_rows(choice_accuracy, modes) if len(choice_accuracy) else pd.DataFrame()
+        if len(table):
+            paths[name] = write_table(table, tables / name, caption)[1]
+    order = [m for block in blocks.values() for m in block]
+    long = pairwise_correlations(metrics[order], min_n=int(correlation["min_n"]),
+                                 n_boot=int(correlation["bootstrap"]),
+                                 seed=int(seeds["global"]))
+    long.to_csv(out_dir / "correlations.csv", index=False)
+    png, _ = correlation_heatmap(long, figures / "correlation_heatmap", metric_order=order,
+                                 blocks=dict(blocks),
+                                 title="Pearson r between metrics over models (n per cell)")
+    paths["heatmap"] = png
+    paths["correlation_table"] = correlation_table(long, tables / "correlations",
+                                                   metric_order=order)[1]
+    defined = long[long["defined"] & (long["metric_a"] != long["metric_b"])]
+    paths["results"] = out_dir / "results.json"
+    results_json(paths["results"], config_slice=dict(config_slice), seeds=dict(seeds),
+                 prompt_hashes=dict(prompt_hashes),
+                 scorer={"matcher": "MMAU/MMAR official token rule, faithful and strict",
+                         "correlation": dict(correlation)},
+                 extra={"metrics": {m: {k: (None if np.isnan(v) else float(v))
+                                        for k, v in metrics[m].items()} for m in order},
+                        "n_defined_pairs": int(len(defined) // 2),
+                        "position_balance": dict(balance)})
+    return paths

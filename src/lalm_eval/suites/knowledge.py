@@ -1,0 +1,231 @@
+"""Auditory-knowledge study: text-only MCQ probing, captioner -> LLM cascades and
+audio-grounded answers on MMAU-shaped benchmarks, scored with one matcher.
+
+Jobs (one per (model, mode, split, run), through the inference engine):
+
+* ``text``: a text LLM answers the MCQ set (split = the MCQ corpus);
+* ``caption``: a captioner describes each distinct clip of a benchmark once (split = the
+  benchmark corpus); every cascade LLM reuses these captions;
+* ``cascade-<captioner>``: a text LLM answers the benchmark from that captioner's captions;
+  items whose caption failed are recorded as failed, never dropped;
+* ``audio``: an audio LLM answers the benchmark from the audio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lalm_eval.inference import JobSummary, WorkItem, run_job
+from lalm_eval.suites import akb, mmau
+
+CASCADE_PREFIX = "cascade-"
+#: columns of a benchmark table holding lists / objects (JSON in the CSV)
+_JSON_COLUMNS = ("choices", "raw")
+
+
+def write_benchmark_table(table: pd.DataFrame, path: str | Path) -> None:
+    """Save a common benchmark table (list columns as JSON)."""
+    out = table.copy()
+    for column in _JSON_COLUMNS:
+        if column in out.columns:
+            out[column] = [json.dumps(v, ensure_ascii=False) for v in out[column]]
+    out.to_csv(path, index=False, lineterminator="\n")
+
+
+def read_benchmark_table(path: str | Path) -> pd.DataFrame:
+    """A table written by :func:`write_benchmark_table`."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in _JSON_COLUMNS:
+        if column in table.columns:
+            table[column] = [json.loads(v) if v else None for v in table[column]]
+    return table
+
+
+def read_mcq_table(path: str | Path) -> pd.DataFrame:
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table["answer_index"] = table["answer_index"].astype(int)
+    return table
+
+
+def prepare_benchmark(kind: str, json_path: str | Path, audio_root: str | Path
+                      ) -> pd.DataFrame:
+    """Read a benchmark file (MMAU format for ``mmau`` and ``mmau_demo``, MMAR for
+    ``mmar``) into the common table; missing audio files are item problems."""
+    reader = mmau.read_mmar if kind == "mmar" else mmau.read_mmau
+    return reader(json_path, audio_root)
+
+
+def _records(path: str | Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _failure_record(item: WorkItem | mmau.CascadeFailure, model: str, revision: str | None,
+                    mode: str, run: int, task: str) -> dict[str, Any]:
+    return {"item_id": item.item_id, "clip_id": item.clip_id, "model": model,
+            "model_revision": revision, "mode": mode, "task": task, "request": "generate",
+            "prompt_id": None, "prompt_sha256": None, "run": run, "seed": None,
+            "output_text": None, "scores": None, "parsed": None, "well_formed": None,
+            "error": f"no caption: {item.reason}", "latency_s": 0.0, "n_output_tokens": None,
+            "audio_sha256": None, "cache_key": None}
+
+
+def build_work(mode: str, inputs: Mapping[str, str], *, mcq_prompts: str,
+               choice_prompts: str) -> tuple[list[WorkItem], list[mmau.CascadeFailure], str]:
+    """Work items of a job, the cascade items that cannot be asked, and the task name."""
+    if mode not in ("text", "caption", "audio") and not mode.startswith(CASCADE_PREFIX):
+        raise ValueError(f"unknown knowledge mode {mode!r} (text, caption, audio, "
+                         f"{CASCADE_PREFIX}<captioner>)")
+    if mode == "text":
+        prompt = akb.load_mcq_prompt(mcq_prompts)
+        return akb.mcq_work_items(read_mcq_table(inputs["mcq"]), prompt), [], "mcq"
+    table = read_benchmark_table(inputs["benchmark"])
+    task = str(table["benchmark"].iloc[0]) if len(table) else "mmau"
+    prompts = mmau.load_choice_prompts(choice_prompts)
+    if mode == "caption":
+        return mmau.caption_work_items(table), [], task
+    if mode == "audio":
+        return (mmau.audio_work_items(table, prompts.audio_template, prompts.system,
+                                      prompt_id=f"{prompts.name}:audio"), [], task)
+    if mode.startswith(CASCADE_PREFIX):
+        captions = {r["item_id"]: (None if r.get("error") else r.get("output_text"))
+                    for r in _records(inputs["captions"])}
+        items, failures = mmau.cascade_work_items(
+            table, captions, prompts.cascade_template, prompts.system,
+            prompt_id=f"{prompts.name}:cascade")
+        return items, failures, task
+    raise AssertionError(mode)  # unreachable: checked above
+
+
+def run_knowledge_job(*, mode: str, inputs: Mapping[str, str], model_name: str, models: dict,
+                      run: int, seed: int, cache_path: str | Path, out_path: str | Path,
+                      mcq_prompts: str, choice_prompts: str, threads: int = 1,
+                      progress: bool = True) -> JobSummary:
+    """One job of the knowledge suite; the predictions file holds every item of the split
+    (cascade items without a caption as failed records)."""
+    from lalm_eval.models.registry import build_model
+    from lalm_eval.parallel import limit_threads
+
+    limit_threads(threads)
+    model = build_model(model_name, models)
+    needed = "caption" if mode == "caption" else "generate"
+    if not model.supports(needed):
+        raise ValueError(f"model {model_name!r} cannot {needed} "
+                         f"(supports {sorted(model.capabilities)}); check suites.knowledge")
+    items, failures, task = build_work(mode, inputs, mcq_prompts=mcq_prompts,
+                                       choice_prompts=choice_prompts)
+    summary = run_job(lambda: model, model.fingerprint(), items, cache_path, out_path,
+                      model_name=model_name, model_revision=model.entry.revision, mode=mode,
+                      run=run, seed=seed, sample_rate=model.sample_rate,
+                      batch_size=model.entry.batch_size, progress=progress)
+    if failures:
+        records = _records(out_path) + [
+            _failure_record(f, model_name, model.entry.revision, mode, run, task)
+            for f in failures]
+        order = {str(i): n for n, i in
+                 enumerate(read_benchmark_table(inputs["benchmark"])["item_id"])}
+        records.sort(key=lambda r: order.get(str(r["item_id"]), len(order)))
+        tmp = Path(f"{out_path}.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                       encoding="utf-8")
+        os.replace(tmp, out_path)
+        summary.n_items += len(failures)
+        summary.n_errors += len(failures)
+        summary.errors["no caption"] = len(failures)
+    return summary
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def score_mcq_runs(mcq: pd.DataFrame, files: Mapping[tuple[str, int], str | Path]
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-item and accuracy rows (overall / category / answer letter) per (model, run)."""
+    items, accuracy = [], []
+    for (model, run), path in sorted(files.items()):
+        per_item = akb.score_mcq(mcq, _records(path)).assign(model=model, run=run)
+        items.append(per_item)
+        accuracy.append(akb.mcq_accuracy(per_item).assign(model=model, run=run))
+    return pd.concat(items, ignore_index=True), pd.concat(accuracy, ignore_index=True)
+
+
+def score_choice_runs(tables: Mapping[str, pd.DataFrame],
+                      files: Mapping[tuple[str, str, str, int], str | Path]
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-item and accuracy rows per (benchmark, system, mode, run) in both matcher modes.
+
+    ``files`` maps (benchmark, model, mode, run) to a predictions file; the accuracy table
+    breaks down by task (sound / music / speech; MMAR: modality) and, for MMAR, by layer.
+    """
+    from lalm_eval.metrics.choice import (
+        MODES,
+        choice_accuracy,
+        predictions_from_records,
+        score_choice,
+    )
+
+    items, accuracy = [], []
+    for (benchmark, model, mode, run), path in sorted(files.items()):
+        table = tables[benchmark]
+        predictions = predictions_from_records(_records(path))
+        kind = str(table["benchmark"].iloc[0]) if len(table) else "mmau"
+        by = ["task"] + (["category"] if kind == "mmar" else [])
+        for matcher in MODES:
+            per_item = score_choice(table, predictions, matcher).assign(
+                benchmark=benchmark, model=model, mode=mode, run=run, matcher=matcher)
+            items.append(per_item)
+            accuracy.append(choice_accuracy(per_item, by=by).assign(
+                benchmark=benchmark, model=model, mode=mode, run=run, matcher=matcher))
+    if not items:
+        return pd.DataFrame(), pd.DataFrame()
+    return pd.concat(items, ignore_index=True), pd.concat(accuracy, ignore_index=True)
+
+
+def metric_table(mcq_accuracy: pd.DataFrame, choice_accuracy: pd.DataFrame,
+                 matcher: str = "faithful") -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Models x metrics (mean over runs) for the correlation study, and its two blocks.
+
+    Text-only block: MCQ accuracy overall and per category, and cascade accuracy per
+    (benchmark, captioner); audio-grounded block: accuracy from the audio per benchmark.
+    A model lacking a metric has NaN there.
+    """
+    values: dict[tuple[str, str], float] = {}
+    text_metrics: list[str] = []
+    audio_metrics: list[str] = []
+    if len(mcq_accuracy):
+        wanted = mcq_accuracy[mcq_accuracy["level"].isin(["overall", "category"])]
+        for (model, level, group), frame in wanted.groupby(["model", "level", "group"]):
+            name = "MCQ overall" if level == "overall" else f"MCQ {group}"
+            values[(model, name)] = float(frame["accuracy"].mean())
+            if name not in text_metrics:
+                text_metrics.append(name)
+    if len(choice_accuracy):
+        overall = choice_accuracy[(choice_accuracy["breakdown"] == "overall")
+                                  & (choice_accuracy["matcher"] == matcher)]
+        for (benchmark, model, mode), frame in overall.groupby(["benchmark", "model", "mode"]):
+            if mode == "caption":
+                continue
+            if mode.startswith(CASCADE_PREFIX):
+                name = f"{benchmark} via {mode[len(CASCADE_PREFIX):]}"
+                bucket = text_metrics
+            else:
+                name = f"{benchmark} from audio"
+                bucket = audio_metrics
+            values[(model, name)] = float(frame["accuracy"].mean())
+            if name not in bucket:
+                bucket.append(name)
+    order = [m for m in text_metrics if m.startswith("MCQ overall")] + sorted(
+        m for m in text_metrics if not m.startswith("MCQ overall")) + sorted(audio_metrics)
+    models = sorted({m for m, _ in values})
+    table = pd.DataFrame(index=models, columns=order, dtype=float)
+    for (model, name), value in values.items():
+        table.loc[model, name] = value
+    blocks = {"text-only": [m for m in order if m not in audio_metrics],
+              "audio-grounded": [m for m in order if m in audio_metrics]}
+    return table, {k: v for k, v in blocks.items() if v}
