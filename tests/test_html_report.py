@@ -177,7 +177,7 @@ def test_html_report_is_self_contained_and_renders_without_console_errors(
     assert "Configuration and versions" in text and "app.showCategory(" in text
     # reStructuredText errors in a caption or the front page become docutils system messages
     assert "system-message" not in text, "a report caption does not render (see the report)"
-    for name in ("run_info.html", "table1.md", "asr_wer.png", "corpus_summary.csv",
+    for name in ("run_info.html", "table1.html", "asr_wer.png", "corpus_summary.csv",
                  "inference_summary.csv"):
         assert name in text, f"{name} missing from the report"
 

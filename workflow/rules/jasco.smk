@@ -96,19 +96,19 @@ rule jasco_report:
         protocol=f"{OUT}/jasco/protocol.json",
     output:
         table2=report(
-            f"{OUT}/jasco/report/tables/table2_faithful.md",
+            f"{OUT}/jasco/report/tables/table2_faithful.html",
             caption="../report/jasco_table2.rst",
             category="JASCO",
             labels={"output": "Table II (faithful parsing)"},
         ),
         table2_strict=report(
-            f"{OUT}/jasco/report/tables/table2_strict.md",
+            f"{OUT}/jasco/report/tables/table2_strict.html",
             caption="../report/jasco_table2.rst",
             category="JASCO",
             labels={"output": "Table II (strict parsing)"},
         ),
         difference=report(
-            f"{OUT}/jasco/report/tables/parsing_difference.md",
+            f"{OUT}/jasco/report/tables/parsing_difference.html",
             caption="../report/jasco_parsing.rst",
             category="JASCO",
             labels={"output": "faithful vs strict parsing"},
@@ -120,13 +120,13 @@ rule jasco_report:
             labels={"output": "modality dependence"},
         ),
         agreement=report(
-            f"{OUT}/jasco/report/tables/agreement.md",
+            f"{OUT}/jasco/report/tables/agreement.html",
             caption="../report/jasco_agreement.rst",
             category="JASCO",
             labels={"output": "judge agreement"},
         ),
         health=report(
-            f"{OUT}/jasco/report/tables/judge_health.md",
+            f"{OUT}/jasco/report/tables/judge_health.html",
             caption="../report/jasco_health.rst",
             category="JASCO",
             labels={"output": "judge health"},

@@ -85,7 +85,7 @@ rule knowledge_report:
         ),
         tables=report(
             directory(f"{OUT}/knowledge/report/tables"),
-            patterns=["{name}.md"],
+            patterns=["{name}.html"],
             caption="../report/knowledge_tables.rst",
             category="Auditory knowledge",
             labels={"table": "{name}"},

@@ -59,7 +59,7 @@ rule sseu_report:
         prompts=lambda w: prompt_set_file(w.suite),
     output:
         table1=report(
-            f"{OUT}/{{suite}}/report/tables/table1.md",
+            f"{OUT}/{{suite}}/report/tables/table1.html",
             caption="../report/sseu_table1.rst",
             category="SSEU-Bench",
             labels={"suite": "{suite}", "output": "Table 1"},

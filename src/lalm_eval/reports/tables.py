@@ -9,6 +9,7 @@ rule for bolding the best system; :func:`write_table` renders it.
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -520,23 +521,49 @@ def _index_rows(table: pd.DataFrame) -> list[tuple]:
     return [i if isinstance(i, tuple) else (i,) for i in table.index]
 
 
-def to_markdown(table: pd.DataFrame, caption: str, mask: pd.DataFrame,
-                notes: Sequence[str]) -> str:
-    """Pipe table (tabulate) with a bold caption, **best** cells and notes below."""
+def _display_rows(table: pd.DataFrame, mask: pd.DataFrame, bold: str
+                  ) -> tuple[list[str], list[list[str]], list[str]]:
+    """Headers, rows (best cells wrapped in ``bold`` % cell) and column alignment."""
     names = [str(n) for n in table.index.names]
     headers = [_LEVEL_LABELS.get(n, n) for n in names] + [column_label(c) for c in table.columns]
     rows = []
     for i, index in enumerate(_index_rows(table)):
         labels = [_value_label(n, v) for n, v in zip(names, index, strict=True)]
-        cells = [f"**{c}**" if mask.iat[i, j] else str(c)
-                 for j, c in enumerate(table.iloc[i])]
+        cells = [bold % c if mask.iat[i, j] else str(c) for j, c in enumerate(table.iloc[i])]
         rows.append(labels + cells)
+    return headers, rows, ["left"] * len(names) + ["right"] * table.shape[1]
+
+
+def to_markdown(table: pd.DataFrame, caption: str, mask: pd.DataFrame,
+                notes: Sequence[str]) -> str:
+    """Pipe table (tabulate) with a bold caption, **best** cells and notes below."""
+    headers, rows, align = _display_rows(table, mask, "**%s**")
     body = tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True,
-                    colalign=["left"] * len(names) + ["right"] * table.shape[1])
+                    colalign=align)
     text = f"**{caption}**\n\n{body}\n"
     if notes:
         text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     return text
+
+
+_HTML_STYLE = ("body{font-family:sans-serif;font-size:14px;margin:1em}"
+               "table{border-collapse:collapse}th,td{padding:3px 8px;border-bottom:1px "
+               "solid #ccc}th{text-align:left}td{text-align:right}"
+               "p.note{color:#444;font-size:12px;max-width:60em}")
+
+
+def to_html(table: pd.DataFrame, caption: str, mask: pd.DataFrame,
+            notes: Sequence[str]) -> str:
+    """A standalone HTML page (no scripts, no external files): caption, table, notes."""
+    headers, rows, align = _display_rows(table, mask, "\x00%s\x01")
+    body = tabulate([[html.escape(c) for c in r] for r in rows],
+                    headers=[html.escape(h) for h in headers], tablefmt="unsafehtml",
+                    disable_numparse=True, colalign=align)
+    body = body.replace("\x00", "<b>").replace("\x01", "</b>")
+    notes_html = "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(caption)}'
+            f"</title><style>{_HTML_STYLE}</style></head><body><h3>{html.escape(caption)}</h3>"
+            f"{body}{notes_html}</body></html>\n")
 
 
 def to_latex(table: pd.DataFrame, caption: str, mask: pd.DataFrame, notes: Sequence[str],
@@ -585,7 +612,8 @@ def to_latex(table: pd.DataFrame, caption: str, mask: pd.DataFrame, notes: Seque
 def write_table(table: pd.DataFrame, stem: str | Path, caption: str, *,
                 notes: Sequence[str] | None = None,
                 bold: Mapping[str, Any] | None = None) -> tuple[Path, Path, Path]:
-    """Write ``stem.csv`` (cells as shown), ``stem.md`` and ``stem.tex``; return the paths.
+    """Write ``stem.csv`` (cells as shown), ``stem.md``, ``stem.tex`` and ``stem.html`` (for
+    the HTML report); return the csv, md and tex paths.
 
     ``notes``/``bold`` default to ``table.attrs["notes"]``/``table.attrs["bold"]``.
     """
@@ -596,6 +624,7 @@ def write_table(table: pd.DataFrame, stem: str | Path, caption: str, *,
     csv_path, md_path, tex_path = (Path(f"{stem}.{ext}") for ext in ("csv", "md", "tex"))
     table.to_csv(csv_path, encoding="utf-8", lineterminator="\n")
     md_path.write_text(to_markdown(table, caption, mask, notes), encoding="utf-8")
+    Path(f"{stem}.html").write_text(to_html(table, caption, mask, notes), encoding="utf-8")
     label = re.sub(r"[^A-Za-z0-9:-]+", "-", stem.name)
     tex_path.write_text(to_latex(table, caption, mask, notes, label), encoding="utf-8")
     return csv_path, md_path, tex_path
