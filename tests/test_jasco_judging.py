@@ -290,11 +290,14 @@ def test_panel_tables_on_hand_computed_values(tmp_path: Path):
     assert (row["both"], row["audio"], row["speech"]) == pytest.approx((0.5, 0.25, 0.25))
 
     agreement = J.agreement_table(verdicts)
-    kappa = agreement[(agreement["scope"] == "all")
+    kappa = agreement[(agreement["scope"] == "all") & (agreement["parsing"] == "strict")
                       & (agreement["statistic"] == "cohen_kappa")].iloc[0]
     # ratings j1 = [2, 0, 1, 1], j2 = [2, 1, 0, 1]: p_o = 2/4; marginals j1 (1/4, 2/4, 1/4),
     # j2 (1/4, 2/4, 1/4) -> p_e = 1/16 + 4/16 + 1/16 = 6/16; kappa = (0.5 - 0.375) / 0.625
     assert kappa["value"] == pytest.approx(0.2) and kappa["n"] == 4
+    faithful = agreement[(agreement["scope"] == "all") & (agreement["parsing"] == "faithful")
+                         & (agreement["statistic"] == "cohen_kappa")].iloc[0]
+    assert faithful["value"] == pytest.approx(0.2)  # every verdict well formed: same items
     alpha = agreement[agreement["statistic"] == "krippendorff_alpha_ordinal"]
     assert alpha.iloc[0]["n"] == 4 and math.isfinite(alpha.iloc[0]["value"])
 

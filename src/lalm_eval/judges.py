@@ -474,43 +474,58 @@ def judge_health_table(verdicts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _rating_grid(frame: pd.DataFrame, mode: str, judges: Sequence[str]) -> pd.DataFrame:
+    """Items x judges ratings read by ``mode``; NaN where missing.
+
+    Strict: parsed verdicts only. Faithful: any rating the upstream parser read from the
+    response itself (carried-over ratings are not the judge's and are left out).
+    """
+    judged = frame[frame["status"] == JUDGED]
+    ratings = judged.pivot_table(index="_key", columns="judge", values=f"{mode}_rating",
+                                 aggfunc="first")
+    if mode == "strict":
+        usable = judged.pivot_table(index="_key", columns="judge", values="strict_ok",
+                                    aggfunc="first").fillna(False).astype(bool)
+    else:
+        usable = ~judged.pivot_table(index="_key", columns="judge", values="carried_over",
+                                     aggfunc="first").fillna(True).astype(bool)
+    return ratings.where(usable).reindex(columns=list(judges))
+
+
 def agreement_table(verdicts: pd.DataFrame) -> pd.DataFrame:
     """Cohen's kappa (unweighted and linear) per judge pair and Krippendorff's alpha
-    (ordinal) over the panel, on strictly parsed ratings, per model and over all models.
+    (ordinal) over the panel, per parsing mode, per model and over all models.
 
-    Items are (model, run, item); an item a judge lost or could not parse is missing for
-    that judge (kappa uses the items both parsed, alpha handles missing values).
+    Items are (model, run, item); an item a judge lost or whose rating the mode cannot read
+    is missing for that judge (kappa uses the items both rated, alpha handles missing values).
     """
     judges = sorted(verdicts["judge"].unique())
     keyed = verdicts.assign(_key=list(zip(verdicts["model"], verdicts["run"],
                                           verdicts["item_id"], strict=True)))
     rows = []
     scopes = [("all", keyed)] + [(m, f) for m, f in keyed.groupby("model", sort=True)]
-    for scope, frame in scopes:
-        ratings = frame[frame["status"] == JUDGED].pivot_table(
-            index="_key", columns="judge", values="strict_rating", aggfunc="first")
-        ok = frame[frame["status"] == JUDGED].pivot_table(
-            index="_key", columns="judge", values="strict_ok", aggfunc="first")
-        ratings = ratings.where(ok.fillna(False).astype(bool))
-        ratings = ratings.reindex(columns=judges)
-        for i, a in enumerate(judges):
-            for b in judges[i + 1:]:
-                both = ratings[[a, b]].dropna()
-                rows.append({
-                    "scope": scope, "statistic": "cohen_kappa", "judges": f"{a} | {b}",
-                    "n": len(both),
-                    "value": cohen_kappa(list(both[a]), list(both[b])) if len(both) else math.nan,
-                    "value_linear": (cohen_kappa(list(both[a]), list(both[b]), "linear")
-                                     if len(both) else math.nan),
-                })
-        if len(judges) >= 2:
-            matrix = ratings.T.to_numpy(dtype=float)
-            usable = int((np.sum(~np.isnan(matrix), axis=0) >= 2).sum())
-            value = krippendorff_alpha(matrix) if usable and _varies(matrix) else math.nan
-            rows.append({"scope": scope, "statistic": "krippendorff_alpha_ordinal",
-                         "judges": " | ".join(judges), "n": usable, "value": value,
-                         "value_linear": math.nan})
-    return pd.DataFrame(rows, columns=["scope", "statistic", "judges", "n", "value",
+    for mode in PARSING_MODES:
+        for scope, frame in scopes:
+            ratings = _rating_grid(frame, mode, judges)
+            for i, a in enumerate(judges):
+                for b in judges[i + 1:]:
+                    both = ratings[[a, b]].dropna()
+                    pair = (list(both[a]), list(both[b]))
+                    rows.append({
+                        "parsing": mode, "scope": scope, "statistic": "cohen_kappa",
+                        "judges": f"{a} | {b}", "n": len(both),
+                        "value": cohen_kappa(*pair) if len(both) else math.nan,
+                        "value_linear": cohen_kappa(*pair, "linear") if len(both) else math.nan,
+                    })
+            if len(judges) >= 2:
+                matrix = ratings.T.to_numpy(dtype=float)
+                usable = int((np.sum(~np.isnan(matrix), axis=0) >= 2).sum())
+                value = krippendorff_alpha(matrix) if usable and _varies(matrix) else math.nan
+                rows.append({"parsing": mode, "scope": scope,
+                             "statistic": "krippendorff_alpha_ordinal",
+                             "judges": " | ".join(judges), "n": usable, "value": value,
+                             "value_linear": math.nan})
+    return pd.DataFrame(rows, columns=["parsing", "scope", "statistic", "judges", "n", "value",
                                        "value_linear"])
 
 

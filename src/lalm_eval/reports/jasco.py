@@ -148,7 +148,7 @@ def build_jasco_report(verdicts: pd.DataFrame, out_dir: str | Path, *,
         "Modality dependence per system and judge", bold={})[1]
     paths["agreement"] = write_table(
         _agreement_cells(agreement), tables / "agreement",
-        "Judge agreement on ratings (strict parsing)", bold={})[1]
+        "Judge agreement on ratings (faithful and strict parsing)", bold={})[1]
     paths["judge_health"] = write_table(
         _health_cells(health), tables / "judge_health",
         "Judge calls: lost items, parse failures, carry-overs", bold={})[1]
@@ -171,14 +171,15 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _agreement_cells(agreement: pd.DataFrame) -> pd.DataFrame:
-    out = agreement.set_index(["scope", "statistic", "judges"]).copy()
+    out = agreement.set_index(["parsing", "scope", "statistic", "judges"]).copy()
     for column in ("value", "value_linear"):
         out[column] = [format_cell(v if v == v else None, None, 3) for v in out[column]]
     out = out.rename(columns={"value": "value", "value_linear": "kappa (linear weights)"})
     out.attrs["notes"] = [
-        "Ratings 0-2 from strictly parsed verdicts; kappa over items both judges parsed, "
-        "alpha (ordinal) over the panel with missing values; '-' = undefined (too few "
-        "items, one judge only, or no variation)."]
+        "Ratings 0-2; strict: well-formed verdicts only; faithful: any rating the upstream "
+        "parser read from the response (carried-over ratings left out). Kappa over items "
+        "both judges rated, alpha (ordinal) over the panel with missing values; '-' = "
+        "undefined (too few items, one judge only, or no variation)."]
     return out
 
 
