@@ -11,11 +11,12 @@ SNAKEMAKE := $(PY) -m snakemake
 # run apt-get as root directly, otherwise through sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench dry-run install system-deps clean-demo help chromium report
+.PHONY: demo test test-cluster lint bench dry-run install system-deps clean-demo help chromium report
 
 help:
 	@echo "make demo      install, then build the offline demo end to end (config/demo.yaml)"
 	@echo "make test      install, then run the test suite (no network needed)"
+	@echo "make test-cluster  one-node SLURM cluster here; demo selection via profiles/slurm = local run (root)"
 	@echo "make lint      ruff + snakemake --lint"
 	@echo "make bench     run the benchmarks in benchmarks/"
 	@echo "make dry-run   show the full-reproduction DAG (config/config.yaml)"
@@ -52,6 +53,12 @@ chromium:
 
 test: install chromium
 	LALM_EVAL_REPORT_SCREENSHOT=$(CURDIR)/results/report-screenshot.png $(PY) -m pytest -q
+
+# A real one-node SLURM cluster (Debian's slurmctld, slurmd, munge; needs root or sudo),
+# a small demo selection run locally and through profiles/slurm, results compared; the
+# daemons are stopped on the way out. About 8 min on 2 cores; see docs/cluster.md.
+test-cluster: install system-deps
+	timeout -s TERM 2400 cluster/run-demo-on-slurm.sh
 
 # the demo's HTML report (one self-contained file), checked in headless Chromium
 report: install chromium

@@ -71,3 +71,15 @@ def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
     out = run.stdout + run.stderr
     assert "config error: unknown key 'peak_ceiling' in mixing" in out
     assert "peak_ceiling_dbfs" in out
+
+
+def test_select_snrs_given_as_text_on_the_command_line_are_numbers():
+    from lalm_eval.config import load_config, selected_snrs
+
+    config = load_config(REPO / "config" / "demo.yaml",
+                         {"select": {"snrs": ["+inf", "0", "-5"], "models": ["whisper_base"]}})
+    assert selected_snrs(config) == ["+inf", 0, -5]
+    with pytest.raises(ConfigError, match="select.snrs names SNR 3"):
+        load_config(REPO / "config" / "demo.yaml", {"select": {"snrs": ["3"]}})
+    with pytest.raises(ConfigError, match="select.models names system 'whisper_big'"):
+        load_config(REPO / "config" / "demo.yaml", {"select": {"models": ["whisper_big"]}})

@@ -281,3 +281,17 @@ def test_results_json(tmp_path: Path) -> None:
     outside = provenance.results_json(tmp_path / "r2.json", config_slice={}, seeds={},
                                       prompt_hashes={}, scorer={}, repo=tmp_path)
     assert outside["git"] == {"commit": None, "dirty": None}
+
+
+def test_report_of_asr_only_systems_keeps_its_figure_set(scores: pd.DataFrame,
+                                                          tmp_path: Path) -> None:
+    from lalm_eval.reports.sseu import build_sseu_report
+
+    path = tmp_path / "asr_only.csv"
+    scores[scores["metric"].isin(["wer", "format_compliance"])].to_csv(path, index=False)
+    build_sseu_report([path], tmp_path / "out", suite="sseu_demo", config_slice={}, seeds={},
+                      prompt_hashes={}, scorer={})
+    figures = tmp_path / "out" / "figures"
+    for name in ("asr_wer", "asc_macc", "at_map"):
+        assert (figures / f"{name}.png").stat().st_size > 0
+    assert "No mACC" in (figures / "asc_macc.svg").read_text()

@@ -88,6 +88,7 @@ def validate_config(config: dict[str, Any], schema: dict | None = None) -> dict[
     Also checks references the schema cannot express (suites naming configured corpora).
     """
     schema = schema or load_schema()
+    _coerce_command_line_numbers(config)
     errors = list(_Validator(schema).iter_errors(config))
     if errors:
         # the deepest error is the most specific; anyOf errors are described as a whole
@@ -98,6 +99,25 @@ def validate_config(config: dict[str, Any], schema: dict | None = None) -> dict[
         raise ConfigError(f"config error: {_describe(chosen)}")
     _check_references(config)
     return config
+
+
+def _coerce_command_line_numbers(config: dict[str, Any]) -> None:
+    """``--config 'select={"snrs": [0]}'`` reaches the workflow with "0" as a string (Snakemake
+    parses nested command-line values as text): SNR strings that are numbers become numbers."""
+    select = config.get("select")
+    if not isinstance(select, dict) or not isinstance(select.get("snrs"), list):
+        return
+    coerced = []
+    for value in select["snrs"]:
+        if isinstance(value, str) and value not in ("+inf", "-inf"):
+            try:
+                number = float(value)
+            except ValueError:
+                coerced.append(value)  # left for the schema to name
+                continue
+            value = int(number) if number.is_integer() else number
+        coerced.append(value)
+    select["snrs"] = coerced
 
 
 def _check_references(config: dict[str, Any]) -> None:

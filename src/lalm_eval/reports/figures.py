@@ -156,6 +156,17 @@ def metric_vs_snr(scores: pd.DataFrame, metric: str, out_stem: str | Path, *,
         return _save(figure, out_stem)
 
 
+def no_data_figure(out_stem: str | Path, message: str) -> tuple[Path, Path]:
+    """A figure that says why there is nothing to plot (the report's file set stays fixed)."""
+    with _style():
+        figure = _new_figure(7.0, 2.0)
+        axes = figure.add_subplot()
+        axes.axis("off")
+        axes.text(0.5, 0.5, message, ha="center", va="center", color="0.35", fontsize=10,
+                  wrap=True)
+        return _save(figure, out_stem)
+
+
 def cot_comparison(scores: pd.DataFrame, out_stem: str | Path, *, suite: str | None = None,
                    metrics: Mapping[str, str] | None = None) -> tuple[Path, Path]:
     """Grouped bars per model (independent / joint / cot), one panel per task, showing the

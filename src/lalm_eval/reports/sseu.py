@@ -11,6 +11,7 @@ import pandas as pd
 
 from lalm_eval.reports import figures, tables
 from lalm_eval.reports.provenance import results_json
+from lalm_eval.reports.tables import metric_label
 
 TASK_METRICS = {"asr": "wer", "asc": "macc", "at": "map"}
 
@@ -47,9 +48,13 @@ def build_sseu_report(
             out / "tables" / "format_compliance",
             "Format compliance (%): answers with the expected shape, per system and SNR")
     for task, metric in TASK_METRICS.items():
+        stem = out / "figures" / f"{task}_{metric}"
         if (scores["metric"] == metric).any():
-            written += figures.metric_vs_snr(scores, metric, out / "figures" / f"{task}_{metric}",
-                                             suite=suite, task=task)
+            written += figures.metric_vs_snr(scores, metric, stem, suite=suite, task=task)
+        else:  # e.g. only ASR systems, or only +inf selected: say so instead of failing
+            written += figures.no_data_figure(
+                stem, f"No {metric_label(metric, arrow=False)} scores in this run: no system "
+                      f"was run on {task.upper()} at an SNR where it is defined.")
     results_json(out / "results.json", config_slice=config_slice, seeds=seeds,
                  prompt_hashes=prompt_hashes, scorer=scorer,
                  extra={"score_files": [str(p) for p in score_files]})
