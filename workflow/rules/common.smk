@@ -222,9 +222,11 @@ def all_targets():
     targets = [f"{OUT}/report/run_info.html"]
     if KNOWLEDGE and KNOWLEDGE["systems"]:
         targets.append(f"{OUT}/knowledge/report/results.json")
+        targets.append(f"{OUT}/knowledge/report/figures/correlation_heatmap.png")
         targets.append(f"{OUT}/knowledge/inference_summary.md")
     if "jasco" in SUITES and SUITES["jasco"]["systems"]:
         targets.append(f"{OUT}/jasco/report/results.json")
+        targets.append(f"{OUT}/jasco/report/tables/table2_faithful.html")
         targets.append(f"{OUT}/jasco/inference_summary.md")
     for suite in SSEU_SUITES:
         targets += split_manifests(suite)
@@ -232,6 +234,7 @@ def all_targets():
         if SUITES[suite].get("systems"):
             targets.append(f"{OUT}/{suite}/inference_summary.md")
             targets.append(f"{OUT}/{suite}/report/results.json")
+            targets.append(f"{OUT}/{suite}/report/tables/table1.html")
     return targets
 
 
