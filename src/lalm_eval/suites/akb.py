@@ -36,6 +36,7 @@ import yaml
 from scipy.stats import chisquare
 
 from lalm_eval.inference import WorkItem
+from lalm_eval.jsonl import read_jsonl
 from lalm_eval.prompts import PromptError, prompt_set_path
 
 __all__ = [
@@ -110,16 +111,9 @@ def _load_records(path: Path) -> tuple[list[Any], dict[str, Any]]:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
             frame.columns = [str(c).strip() for c in frame.columns]
             return frame.to_dict("records"), {}
-        text = path.read_text(encoding="utf-8")
         if suffix == ".jsonl":
-            items = []
-            for number, line in enumerate(text.splitlines(), start=1):
-                if line.strip():
-                    try:
-                        items.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise McqFormatError(f"{path}: line {number} is not JSON ({exc})") from exc
-            return items, {}
+            return read_jsonl(path, McqFormatError), {}
+        text = path.read_text(encoding="utf-8")
         if suffix == ".json":
             data = json.loads(text)
         elif suffix in (".yaml", ".yml"):

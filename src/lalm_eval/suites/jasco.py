@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from lalm_eval.inference import EMPTY_OUTPUT, JobSummary, WorkItem
+from lalm_eval.jsonl import read_jsonl
 
 #: columns of upstream dataset/v0/v0.csv, in file order
 V0_COLUMNS = (
@@ -266,8 +267,7 @@ def load_orientation_prompt() -> tuple[str, str]:
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """Records of a JSONL file written by the inference engine or a judge job."""
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    return read_jsonl(path, JascoFormatError)
 
 
 def judge_work_items(items: pd.DataFrame, answers: Sequence[Mapping[str, Any]],

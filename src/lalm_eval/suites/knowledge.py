@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from lalm_eval.inference import JobSummary, WorkItem, run_job
+from lalm_eval.jsonl import read_jsonl
 from lalm_eval.suites import akb, mmau
 
 CASCADE_PREFIX = "cascade-"
@@ -62,8 +63,7 @@ def prepare_benchmark(kind: str, json_path: str | Path, audio_root: str | Path
 
 
 def _records(path: str | Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    return read_jsonl(path)
 
 
 def _failure_record(item: WorkItem | mmau.CascadeFailure, model: str, revision: str | None,

@@ -37,6 +37,7 @@ import pandas as pd
 import yaml
 
 from lalm_eval.inference import WorkItem
+from lalm_eval.jsonl import read_jsonl
 from lalm_eval.metrics.choice import predictions_from_records
 
 BENCHMARKS = ("mmau", "mmar")
@@ -69,16 +70,9 @@ class ChoiceFormatError(ValueError):
 
 def _read_json_items(path: Path) -> list[Any]:
     """A JSON list, or JSON Lines (one object per non-blank line) for ``.jsonl``."""
-    text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
-        items = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ChoiceFormatError(f"{path}: line {n}: invalid JSON ({exc})") from exc
-        return items
+        return read_jsonl(path, ChoiceFormatError)
+    text = path.read_text(encoding="utf-8")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
