@@ -424,9 +424,6 @@ def _spoken_sentence(entry: Mapping[str, Any], spec: Mapping[str, Any], corpus: 
 
 def _speaker_gender(entry: Mapping[str, Any], spec: Mapping[str, Any], corpus: _Corpus,
                     rng: np.random.Generator) -> _Outcome:
-    groups = spec.get("confusable") or []
-    if not isinstance(groups, list) or not all(isinstance(g, list) for g in groups):
-        raise ValueError("mmau demo spec: confusable must be a list of label lists")
     voices = spec.get("speaker_voice") or {}
     usable = [r for r in corpus.speech if r["speaker"] in voices]
     out = _Outcome()
