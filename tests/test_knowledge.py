@@ -92,7 +92,9 @@ def test_text_job_answers_the_packaged_mcq_set(tmp_path: Path) -> None:
                                                   {("llm", 0): out})
     assert len(per_item) == 4
     overall = accuracy[accuracy["level"] == "overall"].iloc[0]
-    assert overall["n"] == 4 and 0 <= overall["accuracy"] <= 100
+    correct = int(per_item["correct"].sum())
+    assert overall["n"] == 4 and overall["accuracy"] == pytest.approx(100 * correct / 4)
+    assert set(per_item["status"]) <= {"answered", "unparsed"}  # every question was asked
 
 
 def test_unknown_mode_is_named() -> None:
@@ -147,7 +149,9 @@ def test_report_heatmap_shows_n_and_undefined_cells(tmp_path: Path) -> None:
     assert cross.iloc[0]["n"] == 0 and not cross.iloc[0]["defined"]
     svg = (tmp_path / "figures" / "correlation_heatmap.svg").read_text()
     assert "n/a" in svg and "n=4" in svg
-    assert "MCQ overall" in paths["mcq"].read_text() or paths["mcq"].exists()
+    mcq_md = paths["mcq"].read_text()
+    # rows: models a-d; overall and Sound columns; d's overall 50.0 and Sound 20.0
+    assert "| d " in mcq_md and "50.0" in mcq_md and "20.0" in mcq_md
     assert (tmp_path / "tables" / "cascade.md").exists()
     assert (tmp_path / "tables" / "audio_grounded.md").exists()
     results = json.loads(paths["results"].read_text())
