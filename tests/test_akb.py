@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from lalm_eval.answers.choice import extract_choice
 from lalm_eval.inference import WorkItem
 from lalm_eval.prompts import PromptError
-from lalm_eval.suites import akb
+from lalm_eval.suites.knowledge import akb
 
 OPTIONS = ["Violin", "Oboe", "Trumpet", "Harp"]
 ANIMALS = ["A cat meows", "A dog barks", "A bird sings", "A car horn"]
@@ -246,7 +247,7 @@ def test_position_balance_hand_values():
     ],
 )
 def test_extract_choice(text, expected):
-    assert akb.extract_choice(text, OPTIONS) == expected
+    assert extract_choice(text, OPTIONS) == expected
 
 
 @pytest.mark.parametrize(
@@ -272,7 +273,7 @@ def test_extract_choice(text, expected):
     ],
 )
 def test_extract_choice_option_texts(options, text, expected):
-    assert akb.extract_choice(text, options) == expected
+    assert extract_choice(text, options) == expected
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,4 +420,4 @@ def test_demo_set_answers_extract_as_option_text():
     for row in table.to_dict("records"):
         options = [row[c] for c in akb.OPTION_COLUMNS]
         for index, option in enumerate(options):
-            assert akb.extract_choice(option, options) == (index, "option_text"), row["item_id"]
+            assert extract_choice(option, options) == (index, "option_text"), row["item_id"]

@@ -35,7 +35,7 @@ def test_shipped_configs_validate_and_get_defaults():
 
 
 def test_unknown_key_is_named_with_allowed_keys_and_a_suggestion():
-    message = _error("suites", {"sseu": {"speech_corpus": "demo",
+    message = _error("suites", {"sseu": {"kind": "sseu", "speech_corpus": "demo",
                                          "background_corpora": ["demo"], "n_clip": 3}})
     assert "unknown key 'n_clip' in suites.sseu" in message
     assert "n_clips" in message and "did you mean 'n_clips'" in message
@@ -53,7 +53,8 @@ def test_bad_values_name_the_key_and_what_is_allowed():
 
 
 def test_suite_must_name_a_configured_corpus():
-    message = _error("suites", {"sseu": {"speech_corpus": "dmo", "background_corpora": ["demo"]}})
+    message = _error("suites", {"sseu": {"kind": "sseu", "speech_corpus": "dmo",
+                                         "background_corpora": ["demo"]}})
     assert "suites.sseu names corpus 'dmo'" in message and "did you mean 'demo'" in message
 
 

@@ -25,7 +25,6 @@ from lalm_eval.corpora.download import (
     download,
     md5_file,
     safe_extract,
-    sha256_file,
 )
 from lalm_eval.corpora.registry import (
     COMPLETE_NAME,
@@ -36,6 +35,7 @@ from lalm_eval.corpora.registry import (
     get_corpus,
     load_registry,
 )
+from lalm_eval.hashing import file_sha256
 
 # --------------------------------------------------------------------------- test server
 
@@ -269,7 +269,7 @@ def test_md5_and_size_mismatches_are_reported(server: _Server, tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     assert download(server.url("/f.bin"), tmp_path / "h.bin", md5=hashlib.md5(data).hexdigest())
     assert md5_file(tmp_path / "h.bin") == hashlib.md5(data).hexdigest()
-    assert sha256_file(tmp_path / "h.bin") == _sha256(data)
+    assert file_sha256(tmp_path / "h.bin") == _sha256(data)
 
 
 def test_truncated_transfer_resumes_with_range(server: _Server, tmp_path: Path) -> None:
@@ -283,7 +283,7 @@ def test_truncated_transfer_resumes_with_range(server: _Server, tmp_path: Path) 
 
     assert server.hits("/big.bin") == [(None, 200), (f"bytes={half}-", 206)]
     assert dest.read_bytes() == data
-    assert sha256_file(dest) == _sha256(data)
+    assert file_sha256(dest) == _sha256(data)
 
 
 def test_existing_part_from_interrupted_run_is_resumed(server: _Server, tmp_path: Path) -> None:

@@ -51,9 +51,10 @@ def _job(tmp_path: Path, name: str) -> Path:
         pd.DataFrame(rows).to_csv(manifest, index=False)
         (tmp_path / "labels.json").write_text(json.dumps({"scenes": ["home"], "events": []}))
     spec = {
-        "manifest_path": str(manifest), "labels_path": str(tmp_path / "labels.json"),
-        "prompts": "sseu_demo", "mode": "independent", "model_name": "whisper_tiny_en",
-        "models": MODELS, "run": 0, "seed": 3, "threads": 1,
+        "suite": {"name": "sseu", "kind": "sseu"},
+        "inputs": {"manifest": str(manifest), "labels": str(tmp_path / "labels.json")},
+        "params": {"prompts": "sseu_demo"}, "mode": "independent", "split": "snr+inf",
+        "model_name": "whisper_tiny_en", "models": MODELS, "run": 0, "seed": 3, "threads": 1,
         "cache_path": str(tmp_path / name / "cache.jsonl"),
         "out_path": str(tmp_path / name / "predictions.jsonl"),
     }

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from lalm_eval.inference import WorkItem
-from lalm_eval.suites import jasco
+from lalm_eval.suites.jasco import data as jasco
 
 # Facts read from BenoitWang/What_Are_They_Doing (dataset/v0/v0.csv, evaluation/example.csv).
 UPSTREAM_V0_HEADER = (

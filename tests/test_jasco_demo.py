@@ -17,7 +17,7 @@ from lalm_eval.corpora.jasco_demo import (
     load_jasco_spec,
     validate_spec,
 )
-from lalm_eval.suites.jasco import (
+from lalm_eval.suites.jasco.data import (
     JUDGE_FIELDS,
     expand_items,
     extract_instructions,

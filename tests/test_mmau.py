@@ -13,7 +13,7 @@ import soundfile as sf
 
 from lalm_eval.corpora.mmau_demo import JSON_NAME, build_mmau_demo
 from lalm_eval.metrics.choice import choice_accuracy, score_choice
-from lalm_eval.suites.mmau import (
+from lalm_eval.suites.knowledge.mmau import (
     ChoiceFormatError,
     audio_work_items,
     caption_work_items,

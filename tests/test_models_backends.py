@@ -25,29 +25,14 @@ import soundfile as sf
 
 from lalm_eval.models.base import ModelEntry, ModelError, Request
 from lalm_eval.models.clap_external import MGAClapModel, MSClapModel, label_scores
-from lalm_eval.models.external import (
-    DESTA_ANSWER_PREFIX,
-    Decoding,
-    Desta25Model,
-    KimiAudioModel,
-    LtuAsModel,
-    SalmonnModel,
-    StepAudio2Model,
-    check_repository_code,
-    decoding_from,
-    desta_messages,
-    hf_generate_kwargs,
-    kimi_messages,
-    kimi_sampling,
-    ltu_clean_transcript,
-    ltu_prompt,
-    ltu_response,
-    salmonn_generate_cfg,
-    salmonn_prompt,
-    step_audio2_messages,
-    strip_answer_prefix,
-)
+from lalm_eval.models.decoding import Decoding, decoding_from, hf_generate_kwargs
+from lalm_eval.models.desta import Desta25Model, desta_messages
+from lalm_eval.models.external_common import check_repository_code, strip_answer_prefix
+from lalm_eval.models.kimi_audio import KimiAudioModel, kimi_messages, kimi_sampling
+from lalm_eval.models.ltu import LtuAsModel, ltu_clean_transcript, ltu_prompt, ltu_response
 from lalm_eval.models.openai_http import OpenAICompatibleModel, chat_payload
+from lalm_eval.models.salmonn import SalmonnModel, salmonn_generate_cfg, salmonn_prompt
+from lalm_eval.models.step_audio import StepAudio2Model, step_audio2_messages
 from lalm_eval.models.vllm_backend import VLLMModel, sampling_kwargs
 
 RATE = 16000
@@ -372,7 +357,7 @@ def test_chat_payload_maps_decoding():
 
 
 # ============================================================================================
-# shared helpers in external.py
+# shared helpers (decoding.py, external_common.py)
 # ============================================================================================
 
 
@@ -388,6 +373,9 @@ def test_decoding_defaults_are_greedy_and_validated():
         decoding_from({"beam": 3})
     with pytest.raises(ModelError, match="positive"):
         decoding_from({"max_new_tokens": 0})
+
+
+DESTA_ANSWER_PREFIX = "The correct answer is:"
 
 
 def test_answer_prefix_stripping():

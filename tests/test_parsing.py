@@ -6,16 +6,9 @@ import math
 
 import pytest
 
-from lalm_eval.parsing import (
-    FamilyRules,
-    ParsedAnswer,
-    clean_label,
-    family_rules,
-    find_json_object,
-    format_compliance,
-    parse_answer,
-    register_family,
-)
+from lalm_eval.answers.families import FamilyRules, family_rules, register_family
+from lalm_eval.answers.fields import ParsedAnswer, clean_label, format_compliance, parse_answer
+from lalm_eval.answers.json_like import find_json_object
 
 STELLA = "Please call Stella."
 

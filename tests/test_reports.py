@@ -285,7 +285,7 @@ def test_results_json(tmp_path: Path) -> None:
 
 def test_report_of_asr_only_systems_keeps_its_figure_set(scores: pd.DataFrame,
                                                           tmp_path: Path) -> None:
-    from lalm_eval.reports.sseu import build_sseu_report
+    from lalm_eval.suites.sseu.report import build_sseu_report
 
     path = tmp_path / "asr_only.csv"
     scores[scores["metric"].isin(["wer", "format_compliance"])].to_csv(path, index=False)

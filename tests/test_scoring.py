@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from lalm_eval.metrics.embedding import CachedEmbedder, HashingTextEmbedder
-from lalm_eval.scoring import GroundTruthCheckError, score_ground_truth, score_system
+from lalm_eval.suites.sseu.scoring import GroundTruthCheckError, score_ground_truth, score_system
 
 LABELS = {"scenes": ["home", "park", "street"], "events": ["dog bark", "rain", "car horn"]}
 CLIPS = [

@@ -46,10 +46,10 @@ def test_workflow_builds_every_split_then_has_nothing_to_do(tables_config, tmp_p
     plan = _snakemake(work, "--configfile", str(changed), "-n", "--quiet", "rules")
     assert plan.returncode == 0, plan.stderr[-2000:]
     jobs = set(re.findall(r"^(\w+)\s+\d+$", plan.stdout + plan.stderr, re.M)) - {"total"}
-    assert jobs == {"score_sseu", "score_ground_truth", "sseu_report", "run_info", "all"}, jobs
+    assert jobs == {"score", "score_ground_truth", "sseu_report", "run_info", "all"}, jobs
 
     # -R infer_<model>: that model's jobs and what depends on them, nothing else
-    downstream = {"infer_whisper_tiny_en", "inference_summary", "score_sseu", "sseu_report",
+    downstream = {"infer_whisper_tiny_en", "inference_summary", "score", "sseu_report",
                   "all"}
     assert _planned(work, "--configfile", str(tables_config), "-R",
                     "infer_whisper_tiny_en") == downstream
@@ -69,7 +69,7 @@ def test_workflow_builds_every_split_then_has_nothing_to_do(tables_config, tmp_p
     assert _planned(work, "--configfile", str(with_file), "--config",
                     'select={"snrs": ["+inf"]}', "-R", "build_mixtures") == {
         "build_mixtures", "corpus_summary", "infer_whisper_tiny_en", "inference_summary",
-        "score_sseu", "score_ground_truth", "sseu_report", "run_info", "all"}
+        "score", "score_ground_truth", "sseu_report", "run_info", "all"}
 
 
 def _planned(work: Path, *args: str) -> set[str]:

@@ -1,4 +1,5 @@
-"""Audio I/O: reading any source file into validated mono float32 at a target rate."""
+"""Audio I/O: reading any source file into validated mono float32 at a target rate, plus
+the small audio helpers shared across modules (edge fades, the adapters' input check)."""
 
 from __future__ import annotations
 
@@ -111,3 +112,47 @@ def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int, subtype
     """Write mono audio; int16 input is written verbatim, float input in ``subtype``."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), samples, sample_rate, subtype=subtype, format="WAV")
+
+
+def fade_edges(samples: np.ndarray, n: int) -> np.ndarray:
+    """A copy of ``samples`` with a linear fade-in over its first ``n`` samples and a
+    fade-out over its last ``n`` (``n`` is capped at half the length; ``n <= 0``: no fade).
+
+    The ramp is ``linspace(0, 1, n, endpoint=False)``: the first sample becomes 0 and the
+    last sample before the untouched middle keeps ``(n - 1) / n`` of its level. The dtype of
+    ``samples`` is kept.
+    """
+    out = samples.copy()
+    n = min(n, len(out) // 2)
+    if n > 0:
+        ramp = np.linspace(0.0, 1.0, n, endpoint=False)
+        out[:n] *= ramp
+        out[-n:] *= ramp[::-1]
+    return out
+
+
+def audio_problem(audio: np.ndarray | None, sample_rate: int | None = None,
+                  min_seconds: float = 0.0) -> str | None:
+    """Why ``audio`` cannot be fed to a model adapter (None when it is fine).
+
+    Checked in this order: present, mono (1-D), not empty, floating-point samples (integer
+    PCM would reach the model unscaled), at least ``min_seconds`` long at ``sample_rate``
+    (only when ``min_seconds > 0``, which needs ``sample_rate``), all samples finite.
+    """
+    if audio is None:
+        return "request has no audio"
+    array = np.asarray(audio)
+    if array.ndim != 1:
+        return f"audio must be mono (1-D), got shape {array.shape}"
+    if array.size == 0:
+        return "audio is empty"
+    if not np.issubdtype(array.dtype, np.floating):
+        return f"audio must be float, got {array.dtype}"
+    if min_seconds > 0:
+        if not sample_rate or sample_rate <= 0:
+            raise ValueError("audio_problem: min_seconds needs a positive sample_rate")
+        if array.size < min_seconds * sample_rate:
+            return f"audio is too short ({array.size / sample_rate:.3f} s < {min_seconds} s)"
+    if not np.all(np.isfinite(array)):
+        return "audio contains NaN or infinite samples"
+    return None

@@ -39,13 +39,16 @@ def _adapters(args: argparse.Namespace) -> int:
 
 
 def _infer_job(args: argparse.Namespace) -> int:
-    """Run one SSEU inference job described by a JSON file (the rule's arguments)."""
-    from lalm_eval.suites.sseu import run_sseu_job
+    """Run one inference job of any suite kind described by a JSON file: ``suite`` (name,
+    kind, plugins) plus the fields of :class:`lalm_eval.suites.base.InferenceJob`."""
+    from lalm_eval.suites import suite_from_params
+    from lalm_eval.suites.base import InferenceJob
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with open(args.job) as handle:
         spec = json.load(handle)
-    summary = run_sseu_job(**spec, progress=False)
+    suite = suite_from_params(spec.pop("suite"))
+    summary = suite.run_inference(InferenceJob(**spec, progress=False))
     print(json.dumps(summary.__dict__))
     return 0
 

@@ -41,16 +41,16 @@ def _with_defaults(validator_class: type) -> type:
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
-def _key_path(error: jsonschema.ValidationError) -> str:
-    parts = ""
+def _key_path(error: jsonschema.ValidationError, prefix: str = "") -> str:
+    parts = prefix
     for part in error.absolute_path:
         parts += f"[{part}]" if isinstance(part, int) else (f".{part}" if parts else str(part))
     return parts or "(top level)"
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    """One line: where, what is wrong, what is allowed."""
-    where = _key_path(error)
+def _describe(error: jsonschema.ValidationError, prefix: str = "") -> str:
+    """One line: where (under ``prefix``), what is wrong, what is allowed."""
+    where = _key_path(error, prefix)
     schema, instance = error.schema, error.instance
     if error.validator == "additionalProperties" and isinstance(instance, dict):
         allowed = sorted(schema.get("properties", {}))
@@ -82,21 +82,38 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
+def _first_error(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
+    """The deepest error is the most specific; anyOf errors are described as a whole."""
+    return max(errors, key=lambda e: (len(list(e.absolute_path)),
+                                      e.validator == "additionalProperties"))
+
+
 def validate_config(config: dict[str, Any], schema: dict | None = None) -> dict[str, Any]:
     """Validate ``config`` in place, filling defaults; raise ConfigError on the first problem.
 
-    Also checks references the schema cannot express (suites naming configured corpora).
+    The top level is checked against the packaged schema, each suite instance against its
+    kind's schema (``suites.<name>.kind``; plug-in modules in ``plugins`` are imported
+    first), then references the schemas cannot express (a suite naming an unknown corpus).
     """
+    from lalm_eval.suites import UnknownSuiteKind, get_kind, load_plugins
+
     schema = schema or load_schema()
     _coerce_command_line_numbers(config)
     errors = list(_Validator(schema).iter_errors(config))
     if errors:
-        # the deepest error is the most specific; anyOf errors are described as a whole
-        chosen = max(
-            errors,
-            key=lambda e: (len(list(e.absolute_path)), e.validator == "additionalProperties"),
-        )
-        raise ConfigError(f"config error: {_describe(chosen)}")
+        raise ConfigError(f"config error: {_describe(_first_error(errors))}")
+    try:
+        load_plugins(config.get("plugins"))
+    except ImportError as exc:
+        raise ConfigError(f"config error: plugins: cannot import {exc.name!r} ({exc})") from exc
+    for name, settings in config.get("suites", {}).items():
+        try:
+            kind = get_kind(settings["kind"])
+        except UnknownSuiteKind as exc:
+            raise ConfigError(f"config error: suites.{name}.kind: {exc}") from None
+        errors = list(_Validator(kind.schema()).iter_errors(settings))
+        if errors:
+            raise ConfigError(f"config error: {_describe(_first_error(errors), f'suites.{name}')}")
     _check_references(config)
     return config
 
@@ -121,62 +138,25 @@ def _coerce_command_line_numbers(config: dict[str, Any]) -> None:
 
 
 def _check_references(config: dict[str, Any]) -> None:
+    from lalm_eval.suites import get_kind
+
     corpora = config.get("corpora", {})
-    models = config.get("models", {})
-    for suite, settings in config.get("suites", {}).items():
-        for model in settings.get("systems", {}):
-            _require_known(model, models, f"suites.{suite}.systems names model", "models")
-        for model in settings.get("judges", []):
-            _require_known(model, models, f"suites.{suite}.judges names model", "models")
-        if suite == "knowledge":
-            _check_knowledge(settings, corpora, models)
-            continue
-        if suite == "jasco":
-            _require_known(settings["corpus"], corpora, "suites.jasco names corpus", "corpora")
-            kind = corpora[settings["corpus"]]["kind"]
-            if kind not in JASCO_CORPUS_KINDS:
-                raise ConfigError(f"config error: suites.jasco.corpus '{settings['corpus']}' has "
-                                  f"kind '{kind}' (needs one of: {', '.join(JASCO_CORPUS_KINDS)})")
-            continue
-        names = [settings.get("speech_corpus")] + list(settings.get("background_corpora", []))
-        for name in names:
-            _require_known(name, corpora, f"suites.{suite} names corpus", "corpora")
+    for name, settings in config.get("suites", {}).items():
+        get_kind(settings["kind"]).check(name, settings, config)
     for name, corpus in corpora.items():
-        if corpus["kind"] in ("jasco_demo", "mmau_demo"):
-            _require_known(corpus["events_from"], corpora,
-                           f"corpora.{name}.events_from names corpus", "corpora")
+        if "events_from" in corpus:
+            require_known(corpus["events_from"], corpora,
+                          f"corpora.{name}.events_from names corpus", "corpora")
     _check_selection(config)
 
 
-JASCO_CORPUS_KINDS = ("jasco_demo", "what_are_they_doing")
-KNOWLEDGE_MODEL_LISTS = ("text_llms", "captioners", "cascade_llms", "audio_llms")
-BENCHMARK_KINDS = ("mmau_demo", "mmau", "mmar")
-
-
-def knowledge_models(settings: dict[str, Any]) -> list[str]:
-    """Every model the knowledge suite runs (text LLMs, captioners, cascade LLMs, LALMs)."""
-    names: list[str] = []
-    for key in KNOWLEDGE_MODEL_LISTS:
-        for name in settings.get(key) or []:
-            if name not in names:
-                names.append(name)
-    return names
-
-
-def _check_knowledge(settings: dict[str, Any], corpora: dict[str, Any],
-                     models: dict[str, Any]) -> None:
-    for key in KNOWLEDGE_MODEL_LISTS:
-        for name in settings.get(key) or []:
-            _require_known(name, models, f"suites.knowledge.{key} names model", "models")
-    checks = [("mcq_corpus", settings.get("mcq_corpus"), ("mcq",))]
-    checks += [("benchmarks", b, BENCHMARK_KINDS) for b in settings.get("benchmarks", [])]
-    for key, name, kinds in checks:
-        if name is None:
-            continue
-        _require_known(name, corpora, f"suites.knowledge.{key} names corpus", "corpora")
-        if corpora[name]["kind"] not in kinds:
-            raise ConfigError(f"config error: suites.knowledge.{key} '{name}' has kind "
-                              f"'{corpora[name]['kind']}' (needs one of: {', '.join(kinds)})")
+def require_corpus(name: Any, corpora: dict[str, Any], kinds: tuple[str, ...], what: str
+                   ) -> None:
+    """``name`` must be a configured corpus of one of ``kinds`` (one-line ConfigError)."""
+    require_known(name, corpora, f"{what} names corpus", "corpora")
+    if corpora[name]["kind"] not in kinds:
+        raise ConfigError(f"config error: {what} '{name}' has kind '{corpora[name]['kind']}' "
+                          f"(needs one of: {', '.join(kinds)})")
 
 
 def _snr_key(value: Any) -> float:
@@ -185,14 +165,16 @@ def _snr_key(value: Any) -> float:
 
 def _check_selection(config: dict[str, Any]) -> None:
     """``select`` may only name configured suites, suite systems and configured SNRs."""
+    from lalm_eval.suites import get_kind
+
     select = config.get("select") or {}
     suites = config.get("suites", {})
     for suite in select.get("suites") or []:
-        _require_known(suite, suites, "select.suites names suite", "suites")
-    systems = {m: None for s in suites.values() for m in s.get("systems", {})}
-    systems.update({m: None for m in knowledge_models(suites.get("knowledge", {}))})
+        require_known(suite, suites, "select.suites names suite", "suites")
+    systems = {m: None for s in suites.values()
+               for m in get_kind(s["kind"]).configured_systems(s)}
     for model in select.get("models") or []:
-        _require_known(model, systems, "select.models names system", "suites.*.systems")
+        require_known(model, systems, "select.models names system", "suites.*.systems")
     configured = {_snr_key(v): v for v in config.get("mixing", {}).get("snrs", [])}
     for snr in select.get("snrs") or []:
         if _snr_key(snr) not in configured:
@@ -202,30 +184,15 @@ def _check_selection(config: dict[str, Any]) -> None:
 
 def selected_suites(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Enabled suites after ``select`` (suites, and systems filtered by ``select.models``)."""
+    from lalm_eval.suites import get_kind
+
     select = config.get("select") or {}
     wanted_suites, wanted_models = select.get("suites"), select.get("models")
     out: dict[str, dict[str, Any]] = {}
     for name, suite in config.get("suites", {}).items():
         if not suite.get("enabled", True) or (wanted_suites and name not in wanted_suites):
             continue
-        suite = dict(suite)
-        if name == "knowledge":
-            for key in KNOWLEDGE_MODEL_LISTS:
-                if key == "cascade_llms" and suite.get(key) is None:
-                    suite[key] = list(suite.get("text_llms", []))
-                if wanted_models is not None:
-                    suite[key] = [m for m in suite.get(key) or [] if m in wanted_models]
-            suite["systems"] = knowledge_models(suite)
-            out[name] = suite
-            continue
-        systems = suite.get("systems", {})
-        if wanted_models is not None:
-            if isinstance(systems, dict):
-                systems = {m: v for m, v in systems.items() if m in wanted_models}
-            else:
-                systems = [m for m in systems if m in wanted_models]
-        suite["systems"] = systems
-        out[name] = suite
+        out[name] = get_kind(suite["kind"]).select(suite, wanted_models)
     return out
 
 
@@ -239,7 +206,7 @@ def selected_snrs(config: dict[str, Any]) -> list[Any]:
     return [v for v in snrs if _snr_key(v) in keys]
 
 
-def _require_known(name: Any, known: dict[str, Any], what: str, section: str) -> None:
+def require_known(name: Any, known: dict[str, Any], what: str, section: str) -> None:
     """ConfigError (one line, with a suggestion) when ``name`` is not a key of ``known``."""
     if name in known:
         return

@@ -10,7 +10,6 @@ The job's output (one JSON line per item, in item order) is written atomically a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from lalm_eval.audio import AudioError, load_audio
+from lalm_eval.hashing import file_sha256, text_sha256
 from lalm_eval.models.base import AudioModel, Request, Response
 
 log = logging.getLogger("lalm_eval.inference")
@@ -59,7 +59,7 @@ class WorkItem:
         if self.prompt is None and self.system is None:
             return None
         text = json.dumps([self.system, self.prompt])
-        return hashlib.sha256(text.encode()).hexdigest()
+        return text_sha256(text)
 
 
 @dataclass
@@ -76,18 +76,14 @@ class JobSummary:
 _HASH_MEMO: dict[tuple[str, int, int], str] = {}
 
 
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes (memoised per path, size and mtime within the process)."""
+def _memo_file_sha256(path: str | Path) -> str:
+    """:func:`~lalm_eval.hashing.file_sha256`, memoised per path, size and mtime within the
+    process (a job hashes each clip once however many runs or modes ask for it)."""
     stat = os.stat(path)
     key = (str(path), stat.st_size, stat.st_mtime_ns)
-    _memo = _HASH_MEMO
-    if key not in _memo:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        _memo[key] = digest.hexdigest()
-    return _memo[key]
+    if key not in _HASH_MEMO:
+        _HASH_MEMO[key] = file_sha256(path)
+    return _HASH_MEMO[key]
 
 
 def cache_key(model_fingerprint: str, item: WorkItem, audio_sha256: str | None, run: int,
@@ -98,7 +94,7 @@ def cache_key(model_fingerprint: str, item: WorkItem, audio_sha256: str | None, 
         "audio": audio_sha256, "labels": list(item.labels) if item.labels else None,
         "multi_label": item.multi_label, "run": run, "seed": seed,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return text_sha256(json.dumps(payload, sort_keys=True))
 
 
 def read_cache(path: Path) -> dict[str, dict]:
@@ -136,7 +132,7 @@ def seed_everything(seed: int) -> None:
 
 def run_seed(seed: int, run: int) -> int:
     """The seed of repeat ``run`` (distinct, stable)."""
-    return int(hashlib.sha256(f"{seed}:{run}".encode()).hexdigest()[:8], 16)
+    return int(text_sha256(f"{seed}:{run}")[:8], 16)
 
 
 def _batches(items: Sequence[WorkItem], size: int) -> Iterable[list[WorkItem]]:
@@ -207,7 +203,7 @@ def run_job(
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     seed_r = run_seed(seed, run)
     cache = read_cache(cache_path)
-    audio_hash = {it.item_id: (file_sha256(it.audio_path) if it.audio_path else None)
+    audio_hash = {it.item_id: (_memo_file_sha256(it.audio_path) if it.audio_path else None)
                   for it in items}
     keys = {it.item_id: cache_key(model_fingerprint, it, audio_hash[it.item_id], run, seed_r)
             for it in items}

@@ -24,7 +24,8 @@ from lalm_eval.audio import power, to_pcm16, write_audio
 from lalm_eval.parallel import ordered_map
 from lalm_eval.source_store import SourceStore
 
-_SPLIT_RE = re.compile(r"^snr(\+inf|-inf|[+-]?\d+(?:\.\d+)?)$")
+#: an SNR split name: ``snr`` then a signed infinity or a decimal number of dB
+SNR_SPLIT_RE = re.compile(r"snr(?P<snr>[+-]inf|[+-]?\d+(?:\.\d+)?)")
 
 
 def parse_snr(value: float | int | str) -> float:
@@ -50,12 +51,26 @@ def snr_split_name(snr_db: float) -> str:
     return f"snr+{text}" if snr_db > 0 else f"snr{text}"
 
 
+def snr_of_split(split: str) -> float | None:
+    """The SNR in dB a split name stands for, None when it is not an SNR split name.
+
+    The one parser of split names (mixing, report tables and figures all use it). Accepted:
+    ``snr`` followed by ``+inf`` or ``-inf`` (the sign is required: the mixer only ever
+    writes ``snr+inf`` / ``snr-inf``, so a bare ``snrinf`` is not taken for clean speech) or
+    by a decimal number with an optional sign (``snr+10``, ``snr10``, ``snr0``, ``snr-2.5``).
+    The whole string must match: no surrounding whitespace, no trailing newline, no
+    exponent notation.
+    """
+    match = SNR_SPLIT_RE.fullmatch(split)
+    return None if match is None else parse_snr(match["snr"])
+
+
 def split_snr(split: str) -> float:
-    """Inverse of :func:`snr_split_name`."""
-    match = _SPLIT_RE.match(split)
-    if not match:
+    """Inverse of :func:`snr_split_name` (ValueError for a name that is not an SNR split)."""
+    value = snr_of_split(split)
+    if value is None:
         raise ValueError(f"split {split!r} is not an SNR split (expected e.g. 'snr+10', 'snr-inf')")
-    return parse_snr(match.group(1))
+    return value
 
 
 def background_gain(speech_power: float, background_power: float, snr_db: float) -> float:

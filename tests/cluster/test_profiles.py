@@ -80,8 +80,26 @@ def _rule_names() -> set[str]:
 
 def test_set_resources_name_rules_of_the_workflow():
     # a misspelt rule name in set-resources is ignored by Snakemake
-    unknown = set(_load(SLURM)["set-resources"]) - _rule_names()
+    unknown = set(_load(SLURM).get("set-resources") or {}) - _rule_names()
     assert not unknown, f"set-resources names no rule: {unknown}"
+
+
+def test_rule_resources_have_one_source_of_truth():
+    # every rule's mem_mb/runtime live in job_resources.yaml; no profile repeats them
+    from lalm_eval.job_resources import resource_table
+
+    table = resource_table()
+    assert set(table) <= _rule_names(), set(table) - _rule_names()
+    for profile in (DEFAULT, SLURM, LOCAL_OVERRIDE):
+        for rule, given in (_load(profile).get("set-resources") or {}).items():
+            repeated = {"mem_mb", "runtime", "threads"} & set(given)
+            assert not repeated, f"{profile} repeats {repeated} of rule {rule}"
+    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
+        text = smk.read_text()
+        for rule, body in re.findall(r"^rule (\w+):\n((?:    .*\n|\n)*)", text, re.M):
+            if "resources:" in body:
+                assert f'job_resources("{rule}")' in body, f"{smk.name}: {rule}"
+                assert rule in table, f"{rule} is not in job_resources.yaml"
 
 
 def test_every_model_fits_a_partition_and_gpu_jobs_only_gpu_partitions():

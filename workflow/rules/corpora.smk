@@ -2,6 +2,7 @@
 from pathlib import Path
 
 
+
 rule download_corpus:
     output:
         f"{RES}/downloads/{{registry_name}}/.complete.json",
@@ -13,8 +14,7 @@ rule download_corpus:
         f"{RES}/benchmarks/download_{{registry_name}}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=600,
+        **job_resources("download_corpus"),
     retries: 2
     conda:
         "../../envs/audio.yaml"
@@ -38,8 +38,7 @@ rule demo_sources:
         corpus=alternation(corpora_of_kind("demo")),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **job_resources("demo_sources"),
     conda:
         "../../envs/audio.yaml"
     script:
@@ -65,8 +64,7 @@ rule demo_backgrounds:
         corpus=alternation(corpora_of_kind("demo")),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **job_resources("demo_backgrounds"),
     conda:
         "../../envs/audio.yaml"
     script:
@@ -89,8 +87,7 @@ rule vctk_table:
         corpus=alternation(corpora_of_kind("vctk")),
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=120,
+        **job_resources("vctk_table"),
     conda:
         "../../envs/audio.yaml"
     script:
@@ -113,8 +110,7 @@ rule background_table:
         corpus=alternation(corpora_of_kind("desed") + corpora_of_kind("maestro")),
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=120,
+        **job_resources("background_table"),
     conda:
         "../../envs/audio.yaml"
     script:

@@ -1,5 +1,9 @@
-# JASCO / What Are They Doing: release tree -> items + protocol -> answers (infer_<model>,
-# split "all", mode "open") -> one judge job per (judge, system, run) -> Table II and figures.
+# JASCO / What Are They Doing's own rules: release tree -> items + protocol -> answers
+# (generic infer_<model>, split "all", mode "open") -> one judge job per (suite, judge,
+# system, run) -> Table II and figures.
+JASCO_SUITES = suites_of_kind("jasco")
+JUDGES = sorted({j for n in JASCO_SUITES for j in SUITES[n].judges})
+
 
 rule jasco_demo_data:
     input:
@@ -20,8 +24,7 @@ rule jasco_demo_data:
         corpus=alternation(corpora_of_kind("jasco_demo")),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **job_resources("jasco_demo_data"),
     conda:
         "../../envs/audio.yaml"
     script:
@@ -30,22 +33,23 @@ rule jasco_demo_data:
 
 rule jasco_items:
     input:
-        unpack(jasco_release_inputs),
+        unpack(lambda w: SUITES[w.suite].release_inputs()),
     output:
-        item_table=f"{OUT}/jasco/items.csv",
-        protocol=f"{OUT}/jasco/protocol.json",
+        item_table=f"{OUT}/{{suite}}/items.csv",
+        protocol=f"{OUT}/{{suite}}/protocol.json",
     params:
-        root=jasco_release_root(),
-        n_clips=SUITES["jasco"]["n_clips"],
-        instructions_sha256=jasco_corpus().get("instructions_sha256"),
-        judge_template_sha256=jasco_corpus().get("judge_template_sha256"),
-        source=SUITES["jasco"]["corpus"],
+        root=lambda w: SUITES[w.suite].release_root(),
+        n_clips=lambda w: SUITES[w.suite].settings["n_clips"],
+        instructions_sha256=lambda w: SUITES[w.suite].corpus.get("instructions_sha256"),
+        judge_template_sha256=lambda w: SUITES[w.suite].corpus.get("judge_template_sha256"),
+        source=lambda w: SUITES[w.suite].settings["corpus"],
     log:
-        f"{OUT}/logs/jasco_items.log",
+        f"{OUT}/logs/jasco_items_{{suite}}.log",
+    wildcard_constraints:
+        suite=alternation(JASCO_SUITES),
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job_resources("jasco_items"),
     conda:
         "../../envs/audio.yaml"
     script:
@@ -53,37 +57,34 @@ rule jasco_items:
 
 
 for _judge in JUDGES:
-    _resources = MODELS[_judge].get("resources", {})
 
     rule:
         name:
             f"judge_{_judge}"
         input:
-            item_table=f"{OUT}/jasco/items.csv",
-            protocol=f"{OUT}/jasco/protocol.json",
-            answers=f"{OUT}/jasco/predictions/{{model}}/open/{WHOLE_SPLIT}/run{{run}}.jsonl",
+            item_table=f"{OUT}/{{suite}}/items.csv",
+            protocol=f"{OUT}/{{suite}}/protocol.json",
+            answers=f"{OUT}/{{suite}}/predictions/{{model}}/open/all/run{{run}}.jsonl",
         output:
-            judgements=f"{OUT}/jasco/judgements/{_judge}/{{model}}/run{{run}}.jsonl",
+            judgements=f"{OUT}/{{suite}}/judgements/{_judge}/{{model}}/run{{run}}.jsonl",
         params:
             judge=_judge,
             models=model_closure(_judge),
-            system=SUITES["jasco"]["judge_system"],
-            retries=SUITES["jasco"]["judge_retries"],
-            orientation_call=SUITES["jasco"]["orientation_call"],
+            system=lambda w: SUITES[w.suite].settings["judge_system"],
+            retries=lambda w: SUITES[w.suite].settings["judge_retries"],
+            orientation_call=lambda w: SUITES[w.suite].settings["orientation_call"],
             seed=config["seed"],
-            cache_dir=lambda w, _j=_judge: f"{OUT}/jasco/cache/judges/{_j}/{w.model}/run{w.run}",
+            cache_dir=lambda w, _j=_judge: f"{OUT}/{w.suite}/cache/judges/{_j}/{w.model}/run{w.run}",
         log:
-            f"{OUT}/logs/judge_{_judge}_{{model}}_run{{run}}.log",
+            f"{OUT}/logs/judge_{_judge}_{{suite}}_{{model}}_run{{run}}.log",
         benchmark:
-            f"{OUT}/benchmarks/judge_{_judge}_{{model}}_run{{run}}.tsv"
+            f"{OUT}/benchmarks/judge_{_judge}_{{suite}}_{{model}}_run{{run}}.tsv"
         wildcard_constraints:
-            model=alternation(SUITES["jasco"]["systems"]),
-            run=r"\d+",
+            suite=alternation([n for n in JASCO_SUITES if _judge in SUITES[n].judges]),
+            model=alternation(sorted({m for n in JASCO_SUITES for m in SUITES[n].settings["systems"]})),
         threads: 2
         resources:
-            gpu=_resources.get("gpu", 0),
-            mem_mb=_resources.get("mem_mb", 4000),
-            runtime=_resources.get("runtime", 120),
+            **model_resources(MODELS[_judge]),
         conda:
             "../../envs/models.yaml"
         script:
@@ -92,57 +93,58 @@ for _judge in JUDGES:
 
 rule jasco_report:
     input:
-        judgements=jasco_judgement_files(),
-        protocol=f"{OUT}/jasco/protocol.json",
+        judgements=lambda w: SUITES[w.suite].judgement_files(),
+        protocol=f"{OUT}/{{suite}}/protocol.json",
     output:
         table2=report(
-            f"{OUT}/jasco/report/tables/table2_faithful.html",
+            f"{OUT}/{{suite}}/report/tables/table2_faithful.html",
             caption="../report/jasco_table2.rst",
             category="JASCO",
-            labels={"output": "Table II (faithful parsing)"},
+            labels={"suite": "{suite}", "output": "Table II (faithful parsing)"},
         ),
         table2_strict=report(
-            f"{OUT}/jasco/report/tables/table2_strict.html",
+            f"{OUT}/{{suite}}/report/tables/table2_strict.html",
             caption="../report/jasco_table2.rst",
             category="JASCO",
-            labels={"output": "Table II (strict parsing)"},
+            labels={"suite": "{suite}", "output": "Table II (strict parsing)"},
         ),
         difference=report(
-            f"{OUT}/jasco/report/tables/parsing_difference.html",
+            f"{OUT}/{{suite}}/report/tables/parsing_difference.html",
             caption="../report/jasco_parsing.rst",
             category="JASCO",
-            labels={"output": "faithful vs strict parsing"},
+            labels={"suite": "{suite}", "output": "faithful vs strict parsing"},
         ),
         figure=report(
-            f"{OUT}/jasco/report/figures/modality_dependence_faithful.png",
+            f"{OUT}/{{suite}}/report/figures/modality_dependence_faithful.png",
             caption="../report/jasco_dependence.rst",
             category="JASCO",
-            labels={"output": "modality dependence"},
+            labels={"suite": "{suite}", "output": "modality dependence"},
         ),
         agreement=report(
-            f"{OUT}/jasco/report/tables/agreement.html",
+            f"{OUT}/{{suite}}/report/tables/agreement.html",
             caption="../report/jasco_agreement.rst",
             category="JASCO",
-            labels={"output": "judge agreement"},
+            labels={"suite": "{suite}", "output": "judge agreement"},
         ),
         health=report(
-            f"{OUT}/jasco/report/tables/judge_health.html",
+            f"{OUT}/{{suite}}/report/tables/judge_health.html",
             caption="../report/jasco_health.rst",
             category="JASCO",
-            labels={"output": "judge health"},
+            labels={"suite": "{suite}", "output": "judge health"},
         ),
-        verdicts=f"{OUT}/jasco/scores/verdicts.csv",
-        results=f"{OUT}/jasco/report/results.json",
+        verdicts=f"{OUT}/{{suite}}/scores/verdicts.csv",
+        results=f"{OUT}/{{suite}}/report/results.json",
     params:
-        suite_config=SUITES.get("jasco"),
-        models={m: MODELS[m] for m in SUITES["jasco"]["systems"] + JUDGES},
+        suite_config=lambda w: SUITES[w.suite].settings,
+        models=lambda w: {m: MODELS[m] for m in SUITES[w.suite].settings["systems"] + SUITES[w.suite].judges},
         seed=config["seed"],
     log:
-        f"{OUT}/logs/jasco_report.log",
+        f"{OUT}/logs/jasco_report_{{suite}}.log",
+    wildcard_constraints:
+        suite=alternation(JASCO_SUITES),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources("jasco_report"),
     conda:
         "../../envs/audio.yaml"
     script:

@@ -1,21 +1,24 @@
-# Auditory knowledge: MCQ set -> text LLM answers; benchmark (MMAU / MMAR / demo) -> captions
-# per captioner -> cascade answers per LLM; LALM answers from audio -> tables + correlation.
+# Auditory knowledge's own rules: MCQ set -> table; benchmark (MMAU / MMAR / demo) -> common
+# table; then the generic infer_<model> jobs (text, caption, cascade-<captioner>, audio)
+# -> study tables + correlation heatmap.
+KNOWLEDGE_SUITES = suites_of_kind("knowledge")
+
 
 rule mcq_table:
     output:
-        table=f"{OUT}/knowledge/mcq/{{corpus}}.csv",
-        balance=f"{OUT}/knowledge/mcq/{{corpus}}.balance.json",
+        table=f"{OUT}/{{suite}}/mcq/{{corpus}}.csv",
+        balance=f"{OUT}/{{suite}}/mcq/{{corpus}}.balance.json",
     params:
         path=lambda w: CORPORA[w.corpus]["path"],
         strict_categories=lambda w: CORPORA[w.corpus]["strict_categories"],
     log:
-        f"{OUT}/logs/mcq_table_{{corpus}}.log",
+        f"{OUT}/logs/mcq_table_{{suite}}_{{corpus}}.log",
     wildcard_constraints:
+        suite=alternation(KNOWLEDGE_SUITES),
         corpus=alternation(corpora_of_kind("mcq")),
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job_resources("mcq_table"),
     conda:
         "../../envs/audio.yaml"
     script:
@@ -40,8 +43,7 @@ rule mmau_demo_data:
         corpus=alternation(corpora_of_kind("mmau_demo")),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **job_resources("mmau_demo_data"),
     conda:
         "../../envs/audio.yaml"
     script:
@@ -50,21 +52,21 @@ rule mmau_demo_data:
 
 rule benchmark_table:
     input:
-        unpack(benchmark_source),
+        unpack(lambda w: SUITES[w.suite].benchmark_source(w.corpus)),
     output:
-        table=f"{OUT}/knowledge/benchmarks/{{corpus}}.csv",
+        table=f"{OUT}/{{suite}}/benchmarks/{{corpus}}.csv",
     params:
         kind=lambda w: CORPORA[w.corpus]["kind"],
-        paths=lambda w: benchmark_paths(w.corpus),
+        paths=lambda w: SUITES[w.suite].benchmark_paths(w.corpus),
     log:
-        f"{OUT}/logs/benchmark_table_{{corpus}}.log",
+        f"{OUT}/logs/benchmark_table_{{suite}}_{{corpus}}.log",
     wildcard_constraints:
+        suite=alternation(KNOWLEDGE_SUITES),
         corpus=alternation(corpora_of_kind("mmau_demo") + corpora_of_kind("mmau")
                            + corpora_of_kind("mmar")),
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job_resources("benchmark_table"),
     conda:
         "../../envs/audio.yaml"
     script:
@@ -73,35 +75,36 @@ rule benchmark_table:
 
 rule knowledge_report:
     input:
-        predictions=sorted(set(knowledge_prediction_files().values())),
-        mcq=expand(f"{OUT}/knowledge/mcq/{{c}}.csv", c=KNOWLEDGE_SPLITS[: bool(KNOWLEDGE["mcq_corpus"])]),
-        benchmarks=expand(f"{OUT}/knowledge/benchmarks/{{c}}.csv", c=KNOWLEDGE["benchmarks"]),
+        predictions=lambda w: SUITES[w.suite].prediction_files(),
+        mcq=lambda w: SUITES[w.suite].mcq_tables(),
+        benchmarks=lambda w: SUITES[w.suite].benchmark_tables(),
     output:
         heatmap=report(
-            f"{OUT}/knowledge/report/figures/correlation_heatmap.png",
+            f"{OUT}/{{suite}}/report/figures/correlation_heatmap.png",
             caption="../report/knowledge_heatmap.rst",
             category="Auditory knowledge",
-            labels={"output": "correlation heatmap"},
+            labels={"suite": "{suite}", "output": "correlation heatmap"},
         ),
         tables=report(
-            directory(f"{OUT}/knowledge/report/tables"),
+            directory(f"{OUT}/{{suite}}/report/tables"),
             patterns=["{name}.html"],
             caption="../report/knowledge_tables.rst",
             category="Auditory knowledge",
-            labels={"table": "{name}"},
+            labels={"suite": "{suite}", "table": "{name}"},
         ),
-        results=f"{OUT}/knowledge/report/results.json",
+        results=f"{OUT}/{{suite}}/report/results.json",
     params:
-        files=knowledge_prediction_files(),
-        suite_config=KNOWLEDGE,
-        models={m: MODELS[m] for m in KNOWLEDGE["systems"]},
+        jobs=lambda w: SUITES[w.suite].report_jobs(),
+        suite_config=lambda w: SUITES[w.suite].settings,
+        models=lambda w: {m: MODELS[m] for m in SUITES[w.suite].settings["systems"]},
         seed=config["seed"],
     log:
-        f"{OUT}/logs/knowledge_report.log",
+        f"{OUT}/logs/knowledge_report_{{suite}}.log",
+    wildcard_constraints:
+        suite=alternation(KNOWLEDGE_SUITES),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=20,
+        **job_resources("knowledge_report"),
     conda:
         "../../envs/audio.yaml"
     script:

@@ -1,95 +1,67 @@
-# Scoring (one job per suite, model and mode, over all splits and runs), the ground-truth
-# upper-bound check, and the suite report (tables, figures, results JSON).
+# Generic scoring (one job per suite, system and mode, over all splits and runs), the
+# generic suite report (for kinds without a report of their own) and the run's
+# configuration page. Kinds that score or report in their own rules declare no score jobs
+# / set generic_report = False (lalm_eval.suites.base.Suite).
 from lalm_eval.reports.run_info import code_state
 
+SCORED_SUITES = [n for n, s in SUITES.items() if s.score_jobs()]
+GENERIC_REPORT_SUITES = [n for n, s in SUITES.items() if type(s).generic_report]
 
 
-rule score_sseu:
+rule score:
     input:
-        predictions=lambda w: system_prediction_files(w.suite, w.model, w.mode),
-        manifests=lambda w: split_manifests(w.suite),
-        labels=f"{OUT}/{{suite}}/labels.json",
+        unpack(score_inputs),
     output:
         scores=f"{OUT}/{{suite}}/scores/{{model}}/{{mode}}.csv",
         per_item=f"{OUT}/{{suite}}/scores/{{model}}/{{mode}}.items.csv.gz",
     params:
-        scoring=config["scoring"],
-        family=lambda w: MODELS[w.model]["adapter"],
+        suite=suite_params,
+        job=lambda w: SUITES[w.suite].score_params(w.model, w.mode),
         seed=config["seed"],
     log:
         f"{OUT}/logs/score_{{suite}}_{{model}}_{{mode}}.log",
     benchmark:
         f"{OUT}/benchmarks/score_{{suite}}_{{model}}_{{mode}}.tsv"
     wildcard_constraints:
+        suite=alternation(SCORED_SUITES),
         model=alternation(MODELS_IN_USE),
-        mode="independent|joint|cot",
+        mode="|".join(sorted({type(s).modes for s in SUITES.values()})),
     threads: 1
     resources:
-        mem_mb=3000,
-        runtime=30,
+        **job_resources("score"),
     conda:
         "../../envs/models.yaml"
     script:
-        "../scripts/score_sseu.py"
+        "../scripts/score.py"
 
 
-rule score_ground_truth:
+rule suite_report:
     input:
-        manifests=lambda w: split_manifests(w.suite),
-        labels=f"{OUT}/{{suite}}/labels.json",
+        unpack(report_inputs),
     output:
-        scores=f"{OUT}/{{suite}}/scores/ground_truth/reference.csv",
-    params:
-        scoring=config["scoring"],
-    log:
-        f"{OUT}/logs/score_ground_truth_{{suite}}.log",
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=30,
-    conda:
-        "../../envs/models.yaml"
-    script:
-        "../scripts/score_ground_truth.py"
-
-
-rule sseu_report:
-    input:
-        scores=lambda w: score_files(w.suite),
-        prompts=lambda w: prompt_set_file(w.suite),
-    output:
-        table1=report(
-            f"{OUT}/{{suite}}/report/tables/table1.html",
-            caption="../report/sseu_table1.rst",
-            category="SSEU-Bench",
-            labels={"suite": "{suite}", "output": "Table 1"},
-        ),
-        figures=report(
-            expand(
-                f"{OUT}/{{{{suite}}}}/report/figures/{{name}}.png",
-                name=["asr_wer", "asc_macc", "at_map"],
-            ),
-            caption="../report/sseu_figures.rst",
-            category="SSEU-Bench",
-            labels=lambda w, name=None: {"suite": w.suite, "figure": "metric vs SNR"},
-        ),
         results=f"{OUT}/{{suite}}/report/results.json",
-        scores=f"{OUT}/{{suite}}/report/scores.csv",
+        pages=report(
+            directory(f"{OUT}/{{suite}}/report/pages"),
+            patterns=["{name}.html"],
+            caption="../report/suite_report.rst",
+            category="Suites",
+            labels={"suite": "{suite}", "table": "{name}"},
+        ),
     params:
-        suite_config=lambda w: SUITES[w.suite],
-        scoring=config["scoring"],
+        suite=suite_params,
+        job=lambda w: SUITES[w.suite].report_params(),
         seed=config["seed"],
-        models=lambda w: {m: MODELS[m] for m in SUITES[w.suite].get("systems", {})},
     log:
-        f"{OUT}/logs/sseu_report_{{suite}}.log",
+        f"{OUT}/logs/suite_report_{{suite}}.log",
+    wildcard_constraints:
+        suite=alternation(GENERIC_REPORT_SUITES),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources("suite_report"),
     conda:
         "../../envs/audio.yaml"
     script:
-        "../scripts/sseu_report.py"
+        "../scripts/suite_report.py"
 
 
 rule run_info:
@@ -108,8 +80,7 @@ rule run_info:
         f"{OUT}/logs/run_info.log",
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        **job_resources("run_info"),
     conda:
         "../../envs/audio.yaml"
     script:

@@ -1,6 +1,6 @@
 """Read an MMAU / MMAR / demo question file into the common benchmark table."""
 from lalm_eval.logs import log_to
-from lalm_eval.suites.knowledge import prepare_benchmark, write_benchmark_table
+from lalm_eval.suites.knowledge.jobs import prepare_benchmark, write_benchmark_table
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(sm.log[0]) as log:

@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 from lalm_eval.logs import log_to
-from lalm_eval.suites.jasco import prepare_items
+from lalm_eval.suites.jasco.data import prepare_items
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(sm.log[0]) as log:

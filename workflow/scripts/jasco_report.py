@@ -2,10 +2,10 @@
 import json
 from pathlib import Path
 
-from lalm_eval.judges import score_judgements
 from lalm_eval.logs import log_to
-from lalm_eval.reports.jasco import build_jasco_report
-from lalm_eval.suites.jasco import read_records
+from lalm_eval.suites.jasco.data import read_records
+from lalm_eval.suites.jasco.judging import score_judgements
+from lalm_eval.suites.jasco.report import build_jasco_report
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(sm.log[0]):

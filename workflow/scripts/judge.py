@@ -1,6 +1,6 @@
 """Rate one system's JASCO answers (one run) with one judge model."""
 from lalm_eval.logs import log_to
-from lalm_eval.suites.jasco import run_judge_job
+from lalm_eval.suites.jasco.data import run_judge_job
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(sm.log[0]) as log:

@@ -2,7 +2,7 @@
 import json
 
 from lalm_eval.logs import log_to
-from lalm_eval.suites.akb import demo_mcq_path, position_balance, read_mcq
+from lalm_eval.suites.knowledge.akb import demo_mcq_path, position_balance, read_mcq
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(sm.log[0]) as log:

@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 from lalm_eval.logs import log_to
-from lalm_eval.scoring import make_embedder, score_ground_truth
+from lalm_eval.suites.sseu.scoring import make_embedder, score_ground_truth
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(sm.log[0]):

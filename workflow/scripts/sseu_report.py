@@ -4,7 +4,7 @@ from pathlib import Path
 from lalm_eval.logs import log_to
 from lalm_eval.metrics.wer import NORMALISER_ID
 from lalm_eval.prompts import load_prompt_set
-from lalm_eval.reports.sseu import build_sseu_report
+from lalm_eval.suites.sseu.report import build_sseu_report
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(sm.log[0]):

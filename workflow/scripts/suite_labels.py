@@ -2,7 +2,7 @@
 import json
 
 from lalm_eval.logs import log_to
-from lalm_eval.suites.sseu import collect_labels
+from lalm_eval.suites.sseu.items import collect_labels
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(sm.log[0]):

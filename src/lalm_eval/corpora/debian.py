@@ -7,7 +7,6 @@ fallback for compressions the running Python cannot open (zstd before Python 3.1
 
 from __future__ import annotations
 
-import hashlib
 import io
 import lzma
 import shutil
@@ -17,6 +16,8 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from lalm_eval.hashing import file_sha256
+
 __all__ = [
     "DebArchiveError",
     "DebFetchError",
@@ -25,7 +26,6 @@ __all__ = [
     "extract_deb",
     "fetch_deb",
     "read_deb_members",
-    "sha256_file",
 ]
 
 AR_MAGIC = b"!<arch>\n"
@@ -45,15 +45,6 @@ class DebMemberMissingError(DebArchiveError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message otherwise
         return str(self.args[0]) if self.args else ""
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def deb_file_name_prefix(name: str, version: str) -> str:
@@ -82,7 +73,7 @@ def fetch_deb(name: str, version: str, sha256: str, dest_dir: Path) -> Path:
     expected = sha256.strip().lower()
     existing = _find_downloaded(dest_dir, name, version)
     if existing is not None:
-        if sha256_file(existing) == expected:
+        if file_sha256(existing) == expected:
             return existing
         existing.unlink()  # stale or corrupt copy: fetch it again
     try:
@@ -111,7 +102,7 @@ def fetch_deb(name: str, version: str, sha256: str, dest_dir: Path) -> Path:
             f"apt-get download {name}={version} reported success but no "
             f"{deb_file_name_prefix(name, version)}*.deb appeared in {dest_dir}"
         )
-    actual = sha256_file(path)
+    actual = file_sha256(path)
     if actual != expected:
         path.unlink()
         raise DebFetchError(

@@ -32,6 +32,9 @@ import soundfile as sf
 import soxr
 import yaml
 
+from lalm_eval.audio import fade_edges
+from lalm_eval.hashing import bytes_sha256
+
 from . import tables as _tables
 from .debian import extract_deb, fetch_deb, read_deb_members
 from .opensfx import read_opensfx_entries
@@ -219,10 +222,6 @@ def _check_audio(x: np.ndarray, sr: int, what: str, min_s: float, max_s: float) 
     span = active_span(x, sr)
     if span is None or _rms_db(x[span[0] : span[1]]) < -50.0:
         raise ValueError(f"{what}: audio is silent")
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -418,7 +417,7 @@ def _write_speech(
     rel = f"speech/{source_id}.wav"
     (out_dir / rel).write_bytes(data)
     return {"source_id": source_id, "path": rel, "transcript": transcript, "speaker": speaker,
-            "origin": origin, "licence": licence, "sha256": _sha256(data)}
+            "origin": origin, "licence": licence, "sha256": bytes_sha256(data)}
 
 
 def build_demo_sources(
@@ -556,7 +555,7 @@ def build_demo_sources(
                 "path": rel,
                 "origin": f"{pkg_name}={versions[pkg_name]}:{ev['member']}",
                 "licence": ev["licence"],
-                "sha256": _sha256(data),
+                "sha256": bytes_sha256(data),
                 "duration_s": f"{len(x) / sr:.3f}",
             }
         )
@@ -602,17 +601,6 @@ def _normalise_scenes(scenes: Mapping[str, Any]) -> dict[str, tuple[list[str], l
             raise ValueError(f"scene {name!r} has no event classes")
         out[name] = (events, bed)
     return out
-
-
-def _fade(x: np.ndarray, n: int) -> np.ndarray:
-    """Linear fade-in/out of ``n`` samples (in place on a copy)."""
-    x = x.copy()
-    n = min(n, len(x) // 2)
-    if n > 0:
-        ramp = np.linspace(0.0, 1.0, n, endpoint=False)
-        x[:n] *= ramp
-        x[-n:] *= ramp[::-1]
-    return x
 
 
 def _loop_to_length(x: np.ndarray, n: int, xfade: int) -> np.ndarray:
@@ -674,7 +662,7 @@ def _render_clip(
         if span is not None:
             unit = x[span[0] : span[1]]
             unit = np.roll(unit, -int(rng.integers(len(unit))))
-            track = _fade(_loop_to_length(unit, n_clip, int(0.05 * sr)), int(0.05 * sr))
+            track = fade_edges(_loop_to_length(unit, n_clip, int(0.05 * sr)), int(0.05 * sr))
             target_db = _FG_REF_DB + float(rng.uniform(*_BED_GAIN_DB))
             track *= 10 ** ((target_db - _rms_db(track)) / 20)
             placed = active_span(track, sr)
@@ -699,7 +687,7 @@ def _render_clip(
         if len(seg) > max_len:
             start = int(rng.integers(len(seg) - max_len + 1))
             seg = seg[start : start + max_len]
-        seg = _fade(seg, edge)
+        seg = fade_edges(seg, edge)
         local = active_span(seg, sr)
         if local is None:
             continue
@@ -796,7 +784,7 @@ def compose_backgrounds(
                     "path": rel,
                     "origin": f"demo-compose=seed{seed}:" + "+".join(r["event_id"] for r in used),
                     "licence": " AND ".join(sorted({r["licence"] for r in used})),
-                    "sha256": _sha256(data),
+                    "sha256": bytes_sha256(data),
                     "scene": text_label(name),
                     "events": json.dumps(
                         [{**a, "label": text_label(a["label"])} for a in annotations]

@@ -30,9 +30,9 @@ from lalm_eval.corpora.tables import (
     events_to_json,
     new_table,
     safe_id,
-    sha256_file,
     validate_background_table,
 )
+from lalm_eval.hashing import file_sha256
 
 DESED_VERSION = "zenodo4560759"
 DESED_LICENCE = "see-DESED-licence"
@@ -120,7 +120,7 @@ def desed_background_table(
                 "events": events_to_json(labels.get(wav.name, [])),
                 "origin": f"desed={DESED_VERSION}:{rel}",
                 "licence": DESED_LICENCE,
-                "sha256": sha256_file(wav) if hash_files else "",
+                "sha256": file_sha256(wav) if hash_files else "",
             }
         )
     df = new_table(rows, BACKGROUND_COLUMNS)

@@ -15,7 +15,6 @@ looks complete.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import re
@@ -34,6 +33,8 @@ from typing import Any
 import requests
 import urllib3
 
+from lalm_eval.hashing import file_digests, file_sha256, new_hasher
+
 __all__ = [
     "ArchiveError",
     "ChecksumError",
@@ -45,7 +46,6 @@ __all__ = [
     "download_verified",
     "md5_file",
     "safe_extract",
-    "sha256_file",
 ]
 
 #: First retry waits this long (seconds); each further retry doubles it. Tests set it to 0.
@@ -114,23 +114,7 @@ class UnsafeArchiveError(ArchiveError):
 
 def _hash_file(path: Path, algorithms: Iterable[str]) -> dict[str, str]:
     """Hash ``path`` once with every algorithm in ``algorithms``; return hex digests."""
-    hashers = {name: _new_hasher(name) for name in algorithms}
-    with open(path, "rb") as fh:
-        while chunk := fh.read(HASH_CHUNK_BYTES):
-            for hasher in hashers.values():
-                hasher.update(chunk)
-    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
-
-
-def _new_hasher(name: str) -> Any:
-    if name == "md5":
-        return hashlib.md5(usedforsecurity=False)
-    return hashlib.new(name)
-
-
-def sha256_file(path: Path | str) -> str:
-    """Return the hex sha256 of a file, read in chunks."""
-    return _hash_file(Path(path), ["sha256"])["sha256"]
+    return file_digests(path, algorithms, HASH_CHUNK_BYTES)
 
 
 def md5_file(path: Path | str) -> str:
@@ -327,7 +311,7 @@ def _attempt(
                 name, "size", f"{size} bytes", f"{remote_total} bytes", f"as announced by {url}"
             )
 
-        hashers = {algo: _new_hasher(algo) for algo in algorithms}
+        hashers = {algo: new_hasher(algo) for algo in algorithms}
         if offset:
             with open(part, "rb") as fh:
                 while block := fh.read(HASH_CHUNK_BYTES):
@@ -755,7 +739,7 @@ def safe_extract(
     archive = Path(archive)
     target = Path(target)
     fmt = detect_archive_format(archive)
-    digest = _normalise_digest(archive_sha256, 64, "sha256") or sha256_file(archive)
+    digest = _normalise_digest(archive_sha256, 64, "sha256") or file_sha256(archive)
     stamp = _read_stamp(target)
     if _stamp_matches(target, stamp["archives"].get(archive.name), digest):
         return [target / rel for rel in stamp["archives"][archive.name]["files"]]

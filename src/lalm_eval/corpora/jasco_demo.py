@@ -2,7 +2,7 @@
 
 ``build_jasco_demo`` turns the items of ``jasco_demo.yaml`` (a sound-event class plus a
 spoken line per clip, written for this project) into a tree laid out like the upstream
-release, so that :mod:`lalm_eval.suites.jasco` reads it unchanged::
+release, so that :mod:`lalm_eval.suites.jasco.data` reads it unchanged::
 
     out_dir/README.md             instructions + judge template in the upstream layout
     out_dir/SOURCES.md            origin and licence of every sound and of the speech
@@ -25,14 +25,15 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from lalm_eval.audio import fade_edges
+from lalm_eval.hashing import file_sha256
 from lalm_eval.loudness import normalise_loudness
-from lalm_eval.suites.jasco import JUDGE_FIELDS, N_INSTRUCTIONS, V0_COLUMNS
+from lalm_eval.suites.jasco.data import JUDGE_FIELDS, N_INSTRUCTIONS, V0_COLUMNS
 
 from .debian import fetch_deb
 from .demo import (
     _loop_to_length,
     _prepare_flite,
-    _sha256,
     _stable_int,
     _to_mono,
     active_span,
@@ -116,17 +117,6 @@ def _resample(x: np.ndarray, sr: int) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _fade(x: np.ndarray, n: int) -> np.ndarray:
-    """Linear fade-in and fade-out of ``n`` samples (on a copy)."""
-    x = x.copy()
-    n = min(n, len(x) // 2)
-    if n > 0:
-        ramp = np.linspace(0.0, 1.0, n, endpoint=False)
-        x[:n] *= ramp
-        x[-n:] *= ramp[::-1]
-    return x
-
-
 def _sound_bed(unit: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """Loop or trim the event recording ``unit`` to ``n`` samples.
 
@@ -138,7 +128,7 @@ def _sound_bed(unit: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray
         unit = unit[span[0] : span[1]]
     fade = int(_FADE_S * SAMPLE_RATE)
     if len(unit) < _SHORT_UNIT_S * SAMPLE_RATE:
-        unit = _fade(unit, min(fade, len(unit) // 8))
+        unit = fade_edges(unit, min(fade, len(unit) // 8))
         pieces: list[np.ndarray] = [np.zeros(int(rng.uniform(0.0, _GAP_S[0]) * SAMPLE_RATE))]
         total = len(pieces[0])
         while total < n:
@@ -149,7 +139,7 @@ def _sound_bed(unit: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray
     else:
         unit = np.roll(unit, -int(rng.integers(len(unit))))
         track = _loop_to_length(unit, n, fade)
-    return _fade(track, fade)
+    return fade_edges(track, fade)
 
 
 def _mix(
@@ -346,7 +336,7 @@ def build_jasco_demo(
         manifest.append({"audio_id": audio_id, "event_id": event["event_id"],
                          "label": item["label"], "origin": event.get("origin", ""),
                          "licence": event.get("licence", ""), "voice": item["voice"],
-                         "sha256": _sha256((v0_dir / f"{audio_id}.wav").read_bytes())})
+                         "sha256": file_sha256(v0_dir / f"{audio_id}.wav")})
 
     csv_path = v0_dir / "v0.csv"
     with open(csv_path, "w", newline="", encoding="utf-8") as fh:

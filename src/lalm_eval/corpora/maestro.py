@@ -38,9 +38,9 @@ from lalm_eval.corpora.tables import (
     new_table,
     round_time,
     safe_id,
-    sha256_file,
     validate_background_table,
 )
+from lalm_eval.hashing import file_sha256
 
 MAESTRO_VERSION = "zenodo7244360"
 MAESTRO_LICENCE = "see-MAESTRO-Real-licence"
@@ -194,7 +194,7 @@ def maestro_background_table(
         if not starts:
             skips.append(Skip(rel, f"shorter than one segment ({duration:.3f} s)"))
             continue
-        digest = sha256_file(wav) if hash_files else ""
+        digest = file_sha256(wav) if hash_files else ""
         for start in starts:
             end = round_time(start + segment_s)
             rows.append(

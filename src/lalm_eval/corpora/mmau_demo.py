@@ -13,14 +13,13 @@
 Every question has four choices: the answer (from the corpus labels) and three distractors
 drawn with a seeded generator from the other labels. Within each task the answer positions
 are balanced (counts differ by at most one). The same corpus, spec and seed give
-byte-identical outputs. :func:`lalm_eval.suites.mmau.read_mmau` reads the result with
+byte-identical outputs. :func:`lalm_eval.suites.knowledge.mmau.read_mmau` reads the result with
 ``audio_root = out_dir``.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import re
@@ -33,8 +32,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from lalm_eval.hashing import bytes_sha256, text_sha256
 from lalm_eval.metrics.choice import answer_tokens
-from lalm_eval.suites.mmau import MMAU_DIFFICULTIES, MMAU_TASKS
+from lalm_eval.suites.knowledge.mmau import MMAU_DIFFICULTIES, MMAU_TASKS
 
 from .demo import _stable_int, _to_mono, active_span, read_packaged_yaml, text_label, wav_bytes
 
@@ -470,8 +470,8 @@ def _speaker_count(entry: Mapping[str, Any], spec: Mapping[str, Any], corpus: _C
                 rows = by_speaker[speaker]
                 chosen += [rows[j] for j in sorted(rng.choice(len(rows), need, replace=False))]
             chosen = [chosen[j] for j in rng.permutation(len(chosen))]
-            digest = hashlib.sha256("+".join(r["source_id"] for r in chosen).encode())
-            clip = _Clip(f"talk_{digest.hexdigest()[:12]}",
+            digest = text_sha256("+".join(r["source_id"] for r in chosen))
+            clip = _Clip(f"talk_{digest[:12]}",
                          lambda sr, rows=tuple(chosen): _talk_clip(rows, sr), list(chosen))
             answer = options[k - 1]
             others = _draw([o for o in options if o != answer], N_CHOICES - 1, rng)
@@ -603,7 +603,7 @@ def build_mmau_demo(corpus_dir: str | Path, out_dir: str | Path, seed: int = 0, 
     for name, clip in sorted(clips.items()):
         data = wav_bytes(clip.render(sr), sr)
         (audio_dir / f"{name}.wav").write_bytes(data)
-        written[name] = (clip, hashlib.sha256(data).hexdigest())
+        written[name] = (clip, bytes_sha256(data))
     for stale in sorted(audio_dir.glob("*.wav")):
         if stale.stem not in written:
             stale.unlink()

@@ -11,7 +11,6 @@ Loaders never drop an item silently: what they leave out is listed in
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -80,15 +79,6 @@ def attach_skips(df: pd.DataFrame, skips: Iterable[Skip], where: str) -> pd.Data
 def skipped_items(df: pd.DataFrame) -> list[Skip]:
     """The skip list a loader attached to ``df`` (empty when none)."""
     return [Skip(**d) for d in df.attrs.get(SKIPPED_ATTR, [])]
-
-
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def safe_id(text: str) -> str:

@@ -31,9 +31,9 @@ from lalm_eval.corpora.tables import (
     Skip,
     attach_skips,
     new_table,
-    sha256_file,
     validate_speech_table,
 )
+from lalm_eval.hashing import file_sha256
 
 VCTK_VERSION = "0.92"
 VCTK_LICENCE = "CC-BY-4.0"
@@ -161,7 +161,7 @@ def vctk_speech_table(
                     "speaker": spk,
                     "origin": f"vctk={VCTK_VERSION}:{rel}",
                     "licence": VCTK_LICENCE,
-                    "sha256": sha256_file(audio_path) if hash_files else "",
+                    "sha256": file_sha256(audio_path) if hash_files else "",
                 }
             )
     df = new_table(rows, SPEECH_COLUMNS)

@@ -7,7 +7,7 @@ from lalm_eval.metrics.embedding import (
     TextEmbedder,
     embedder_id,
 )
-from lalm_eval.metrics.sseu import (
+from lalm_eval.metrics.scores import (
     bootstrap_ci,
     event_scores,
     from_label_scores,
@@ -15,7 +15,6 @@ from lalm_eval.metrics.sseu import (
     macc_ci,
     map_ci,
     mean_average_precision,
-    mean_std,
     multi_hot,
     scene_probabilities,
     score_asc,
@@ -25,6 +24,7 @@ from lalm_eval.metrics.sseu import (
     score_at_from_scores,
     wer_ci,
 )
+from lalm_eval.metrics.stats import mean_std
 from lalm_eval.metrics.wer import JIWER_ID, NORMALISER_ID, WerResult, corpus_wer, normalise
 
 __all__ = [

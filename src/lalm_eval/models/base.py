@@ -8,7 +8,6 @@ a single bad item: they return a Response with ``error`` set, so the job goes on
 
 from __future__ import annotations
 
-import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -16,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+
+from lalm_eval.hashing import text_sha256
 
 #: What a request asks for. ``generate`` covers LALMs (audio + prompt), text LLMs (prompt
 #: only) and judges; ``classify`` is zero-shot scoring of candidate label texts.
@@ -138,8 +139,7 @@ class AudioModel(ABC):
         """Stable hash of the entry's fingerprint plus the adapter class."""
         payload = {"class": f"{type(self).__module__}:{type(self).__qualname__}",
                    **self.entry.fingerprint()}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode())\
-            .hexdigest()
+        return text_sha256(json.dumps(payload, sort_keys=True, default=str))
 
     def close(self) -> None:  # noqa: B027  (optional hook, nothing to release by default)
         """Release resources (optional)."""

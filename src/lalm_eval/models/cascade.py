@@ -22,13 +22,14 @@ for each item is kept in ``last_captions[item_id]``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from typing import Any, ClassVar
 
 import numpy as np
 
+from lalm_eval.audio import audio_problem
+from lalm_eval.hashing import text_sha256
 from lalm_eval.models.base import (
     AudioModel,
     ModelEntry,
@@ -38,7 +39,7 @@ from lalm_eval.models.base import (
     check_batch,
 )
 from lalm_eval.models.registry import build_model
-from lalm_eval.models.sources import audio_digest, audio_problem, check_options
+from lalm_eval.models.sources import audio_digest, check_options
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def combined_fingerprint(own: str, components: dict[str, AudioModel | None]) -> 
     """Hash of a composite model's own fingerprint and its components' fingerprints, so a
     change to a component's entry (e.g. the LLM's decoding) changes the composite's."""
     payload = {"self": own, **{k: m.fingerprint() if m else None for k, m in components.items()}}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return text_sha256(json.dumps(payload, sort_keys=True))
 
 
 def _resample(audio: np.ndarray, rate_in: int | None, rate_out: int | None) -> np.ndarray:
@@ -224,7 +225,7 @@ class CascadeModel(AudioModel):
         results = []
         for key, request in zip(keys, requests, strict=True):
             if key is None:
-                results.append(Response.failed(audio_problem(request.audio, 1) or "no audio"))
+                results.append(Response.failed(audio_problem(request.audio) or "no audio"))
             else:
                 results.append(self._caption_cache.get(key) or failed[key])
         return results

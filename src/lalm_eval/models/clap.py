@@ -45,11 +45,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from lalm_eval.audio import audio_problem
 from lalm_eval.models.base import AudioModel, ModelError, Request, Response, check_batch
 from lalm_eval.models.hf_common import (
     COMMON_OPTIONS,
     as_float32,
-    audio_problem,
     check_options,
     load_processor_and_model,
     resolve_device,

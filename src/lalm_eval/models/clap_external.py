@@ -21,7 +21,7 @@ import numpy as np
 
 from lalm_eval.audio import load_audio
 from lalm_eval.models.base import AudioModel, ModelEntry, ModelError, Request, Response, check_batch
-from lalm_eval.models.external import (
+from lalm_eval.models.external_common import (
     audio_file,
     check_repository_code,
     default_device,

@@ -1,11 +1,15 @@
 """Validation of a model entry's ``decoding`` mapping, shared by every adapter family.
 
 :func:`parse_decoding` holds what the transformers adapters (:mod:`lalm_eval.models.hf_common`,
-:class:`~lalm_eval.models.hf_common.GenerationSettings`) and the external and serving adapters
-(:mod:`lalm_eval.models.external`, :class:`~lalm_eval.models.external.Decoding`) have in
-common: the known keys, ``max_tokens`` as an alias of ``max_new_tokens``, the conversion of
-every value and the range checks. Each caller keeps its own default ``max_new_tokens``, its own
-settings class and its own sampling convention (how ``do_sample`` and ``temperature`` combine).
+:class:`~lalm_eval.models.hf_common.GenerationSettings`) and the repository-code and serving
+adapters (:class:`Decoding`, built by :func:`decoding_from`) have in common: the known keys,
+``max_tokens`` as an alias of ``max_new_tokens``, the conversion of every value and the range
+checks. Each caller keeps its own default ``max_new_tokens``, its own settings class and its own
+sampling convention (how ``do_sample`` and ``temperature`` combine).
+
+:class:`Decoding` is the settings class of the adapters in :mod:`lalm_eval.models.external_common`
+(Kimi-Audio, Step-Audio 2, SALMONN, LTU-AS, DeSTA2.5) and of the serving backends
+(:mod:`lalm_eval.models.vllm_backend`, :mod:`lalm_eval.models.openai_http`).
 
 Pure Python: importing this module imports neither torch nor transformers.
 """
@@ -13,6 +17,7 @@ Pure Python: importing this module imports neither torch nor transformers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from lalm_eval.models.base import ModelError
@@ -102,3 +107,61 @@ def given_fields(settings: Any, *names: str) -> dict[str, Any]:
     """The named attributes of ``settings`` that are set (not None), in the order named."""
     values = {name: getattr(settings, name) for name in names}
     return {name: value for name, value in values.items() if value is not None}
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding: the settings of the repository-code adapters and the serving backends
+# --------------------------------------------------------------------------------------------
+
+#: default ``max_new_tokens`` of :class:`Decoding` (the transformers adapters keep their own)
+DEFAULT_MAX_NEW_TOKENS = 512
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Decoding settings in one vocabulary; ``temperature == 0`` means greedy."""
+
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    temperature: float = 0.0
+    top_p: float | None = None
+    top_k: int | None = None
+    num_beams: int = 1
+    repetition_penalty: float | None = None
+    seed: int | None = None
+
+    @property
+    def sampling(self) -> bool:
+        """True when tokens are sampled (temperature above zero)."""
+        return self.temperature > 0
+
+
+def _temperature_sampling(do_sample: Any, temperature: Any) -> dict[str, Any]:
+    if do_sample is False:
+        temperature = 0.0
+    elif temperature is None:
+        temperature = 1.0 if do_sample else 0.0
+    return {"temperature": float(temperature)}
+
+
+def decoding_from(config: Mapping[str, Any] | None,
+                  default_max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Decoding:
+    """Validate an entry's ``decoding`` mapping into :class:`Decoding` (greedy by default;
+    keys, conversions and range checks are those of :func:`parse_decoding`).
+
+    ``max_tokens`` is accepted as an alias of ``max_new_tokens``; ``do_sample: false`` forces
+    greedy, ``do_sample: true`` without a temperature samples at 1.0.
+    """
+    return parse_decoding(config, Decoding, _temperature_sampling,
+                          default_max_new_tokens=default_max_new_tokens,
+                          temperature_checked_first=True)
+
+
+def hf_generate_kwargs(decoding: Decoding) -> dict[str, Any]:
+    """Keyword arguments for a transformers ``generate``/``GenerationConfig``."""
+    kwargs: dict[str, Any] = {"max_new_tokens": decoding.max_new_tokens,
+                              "do_sample": decoding.sampling, "num_beams": decoding.num_beams}
+    if decoding.sampling:
+        kwargs["temperature"] = decoding.temperature
+        kwargs.update(given_fields(decoding, "top_p", "top_k"))
+    kwargs.update(given_fields(decoding, "repetition_penalty"))
+    return kwargs

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from lalm_eval.audio import audio_problem
 from lalm_eval.models.base import (
     AudioModel,
     ModelEntry,
@@ -269,22 +270,6 @@ def seed_torch(seed: int | None) -> None:
 # --------------------------------------------------------------------------------------------
 # inputs and outputs
 # --------------------------------------------------------------------------------------------
-
-
-def audio_problem(audio: Any) -> str | None:
-    """Why ``audio`` cannot be fed to a model (None when it is fine)."""
-    if audio is None:
-        return "request has no audio"
-    array = np.asarray(audio)
-    if array.ndim != 1:
-        return f"audio must be mono (1-D), got shape {array.shape}"
-    if array.size == 0:
-        return "audio is empty"
-    if not np.issubdtype(array.dtype, np.floating):
-        return f"audio must be float, got {array.dtype}"
-    if not np.all(np.isfinite(array)):
-        return "audio contains NaN or infinite samples"
-    return None
 
 
 def as_float32(audio: Any) -> np.ndarray:

@@ -22,11 +22,11 @@ Requests are prompt-only; a request that carries audio fails on its own.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
+from lalm_eval.hashing import text_sha256
 from lalm_eval.models.base import AudioModel, ModelError, Request, Response, check_batch
 from lalm_eval.models.sources import (
     cache_root,
@@ -129,8 +129,7 @@ class TransformersTextLLM(AudioModel):
         dtype = self.entry.options.get("dtype", "float32")
         identity = (f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dtype}|"
                     f"{transformers.__version__}")
-        digest = hashlib.sha256(identity.encode())
-        return f"{gguf.stem}-{digest.hexdigest()[:16]}"
+        return f"{gguf.stem}-{text_sha256(identity)[:16]}"
 
     def _converted_folder(self, gguf: Path) -> Path | None:
         folder = cache_root() / "gguf" / self._gguf_cache_key(gguf)

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from lalm_eval.audio import audio_problem
 from lalm_eval.models.base import AudioModel, ModelError, Request, Response, check_batch
 from lalm_eval.models.hf_common import (
     COMMON_OPTIONS,
     as_float32,
-    audio_problem,
     check_options,
     count_generated,
     generation_settings,

@@ -29,8 +29,8 @@ import requests
 
 from lalm_eval.audio import load_audio
 from lalm_eval.models.base import AudioModel, ModelEntry, ModelError, Request, Response, check_batch
-from lalm_eval.models.decoding import given_fields
-from lalm_eval.models.external import Decoding, decoding_from, wav_bytes
+from lalm_eval.models.decoding import Decoding, decoding_from, given_fields
+from lalm_eval.models.external_common import wav_bytes
 
 _RESERVED = {"model", "messages", "max_tokens", "temperature", "seed", "top_p"}
 

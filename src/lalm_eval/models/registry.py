@@ -27,11 +27,11 @@ ADAPTERS: dict[str, str] = {
     # models that need their own repository code or package (full runs)
     "ms_clap": "lalm_eval.models.clap_external:MSClapModel",
     "mga_clap": "lalm_eval.models.clap_external:MGAClapModel",
-    "kimi_audio": "lalm_eval.models.external:KimiAudioModel",
-    "step_audio2": "lalm_eval.models.external:StepAudio2Model",
-    "salmonn": "lalm_eval.models.external:SalmonnModel",
-    "ltu_as": "lalm_eval.models.external:LtuAsModel",
-    "desta25": "lalm_eval.models.external:Desta25Model",
+    "kimi_audio": "lalm_eval.models.kimi_audio:KimiAudioModel",
+    "step_audio2": "lalm_eval.models.step_audio:StepAudio2Model",
+    "salmonn": "lalm_eval.models.salmonn:SalmonnModel",
+    "ltu_as": "lalm_eval.models.ltu:LtuAsModel",
+    "desta25": "lalm_eval.models.desta:Desta25Model",
     # serving backends for text LLMs and judges (and LALMs where the server supports audio)
     "vllm": "lalm_eval.models.vllm_backend:VLLMModel",
     "openai_http": "lalm_eval.models.openai_http:OpenAICompatibleModel",

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lalm_eval.hashing import text_sha256
 from lalm_eval.models.base import ModelEntry, ModelError
 
 PKG_PREFIX = "pkg:"
@@ -147,24 +148,6 @@ def find_file(folder: Path, pattern: str, what: str) -> Path:
     return matches[0]
 
 
-def audio_problem(
-    audio: np.ndarray | None, sample_rate: int, min_seconds: float = 0.0
-) -> str | None:
-    """Why an audio item cannot be processed (None when it is fine). Shared by adapters."""
-    if audio is None:
-        return "request has no audio"
-    array = np.asarray(audio)
-    if array.ndim != 1:
-        return f"audio must be mono 1-D, got shape {array.shape}"
-    if array.size == 0:
-        return "audio is empty"
-    if array.size < min_seconds * sample_rate:
-        return f"audio is too short ({array.size / sample_rate:.3f} s < {min_seconds} s)"
-    if not np.all(np.isfinite(array)):
-        return "audio contains NaN or infinite samples"
-    return None
-
-
 def check_options(entry: ModelEntry, known: set[str] | frozenset[str]) -> None:
     """Raise ModelError for ``options`` keys the adapter does not know (typos fail early)."""
     unknown = set(entry.options) - set(known)
@@ -270,7 +253,7 @@ def assemble_folders(folders: list[Path], label: str) -> Path:
         for rel, paths in sources
         for path in paths
     )
-    key = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
+    key = text_sha256(json.dumps(inputs))[:16]
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", label.removeprefix(PKG_PREFIX))[:60].strip("_")
 
     def build(staging: Path) -> None:

@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from lalm_eval.models.base import AudioModel, ModelEntry, ModelError, Request, Response, check_batch
-from lalm_eval.models.decoding import given_fields
-from lalm_eval.models.external import Decoding, decoding_from, import_package
+from lalm_eval.models.decoding import Decoding, decoding_from, given_fields
+from lalm_eval.models.external_common import import_package
 from lalm_eval.models.openai_http import chat_messages
 
 _ENTRY_OWNED = {"model", "revision", "trust_remote_code", "tokenizer_revision"}

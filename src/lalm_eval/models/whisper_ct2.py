@@ -27,9 +27,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from lalm_eval.audio import audio_problem
 from lalm_eval.models.base import AudioModel, ModelError, Request, Response, check_batch
 from lalm_eval.models.sources import (
-    audio_problem,
     available_cores,
     check_options,
     is_hub_id,

@@ -31,7 +31,6 @@ to a whole number of patch hops, as the reference model does.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import warnings
@@ -41,6 +40,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from lalm_eval.audio import audio_problem
+from lalm_eval.hashing import text_sha256
 from lalm_eval.models.base import (
     AudioModel,
     ModelEntry,
@@ -51,7 +52,6 @@ from lalm_eval.models.base import (
 )
 from lalm_eval.models.registry import adapter_class, build_model
 from lalm_eval.models.sources import (
-    audio_problem,
     available_cores,
     cached_folder,
     check_options,
@@ -143,7 +143,7 @@ def _quantization_params(onnx_path: Path) -> dict[str, float]:
 def _extract_zip(zip_path: Path) -> Path:
     """Unpack a zipped ONNX model once into the cache; returns the .onnx file."""
     stat = zip_path.stat()
-    key = hashlib.sha256(f"{zip_path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    key = text_sha256(f"{zip_path}|{stat.st_size}|{stat.st_mtime_ns}")
 
     def build(staging: Path) -> None:
         try:
@@ -370,7 +370,7 @@ class YamnetModel(AudioModel):
         """Own fingerprint combined with the text embedder's (zero-shot scores depend on it)."""
         payload = {"self": super().fingerprint(), "text_embedder":
                    self._embedder_model().fingerprint()}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return text_sha256(json.dumps(payload, sort_keys=True))
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
         prompts = [self.text_template.format(t.replace("_", " ").strip()) for t in texts]

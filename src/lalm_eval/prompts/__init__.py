@@ -4,17 +4,26 @@ A prompt set is a YAML file: ``name``, ``version``, ``source`` (where the wordin
 from), optional ``system``, ``prompts`` (prompt id -> template) and ``modes`` (mode -> list
 of ``{task, prompt}``). Templates may use ``{scenes}`` and ``{events}`` (comma-separated
 label lists of the suite). Packaged sets live next to this file; a path works too.
+
+:func:`load_prompt_file` is the one reader of prompt YAML files (prompt sets here, the MCQ
+prompt of :mod:`lalm_eval.suites.knowledge.akb`, the choice prompts of
+:mod:`lalm_eval.suites.knowledge.mmau`, the JASCO orientation prompt): it resolves a
+packaged name or a path, parses the YAML, checks required keys and template placeholders
+with errors naming the file and the key, and returns the data with the sha256 of the text.
 """
 
 from __future__ import annotations
 
-import hashlib
+import string
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from lalm_eval.hashing import text_sha256
 
 
 class PromptError(ValueError):
@@ -58,17 +67,128 @@ def prompt_set_path(name_or_path: str) -> Path:
     return Path(str(resource))
 
 
+@dataclass(frozen=True)
+class PromptFile:
+    """A prompt YAML file as read: where it is, its top-level mapping, the sha256 of its text."""
+
+    path: Path
+    data: dict[str, Any]
+    sha256: str
+
+
+#: what raises a loader's errors: an exception class taking the message
+ErrorType = Callable[[str], Exception]
+
+
+def _is_missing(value: Any) -> bool:
+    """A key counts as missing when its value is null or a blank string."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _braced(names: Sequence[str]) -> str:
+    """``{a}``, ``{a} and {b}``, ``{a}, {b} and {c}``."""
+    items = ["{" + n + "}" for n in names]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def format_fields(template: str) -> set[str]:
+    """The ``str.format`` field names of ``template`` (``{{``/``}}`` are literal braces).
+
+    Raises ValueError for a string ``str.format`` cannot parse (e.g. an unmatched brace).
+    """
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def check_prompt_data(
+    text: str,
+    where: str,
+    *,
+    required: Sequence[str] = (),
+    templates: Mapping[str, Sequence[str]] | None = None,
+    markers: Mapping[str, Sequence[str]] | None = None,
+    what: str = "prompt file",
+    error: ErrorType = PromptError,
+) -> dict[str, Any]:
+    """Parse prompt YAML ``text`` and check it; return its top-level mapping.
+
+    ``required``: keys that must be present with a value that is not null or blank.
+    ``templates``: key -> the ``str.format`` placeholders its template must use, exactly
+    (no others, none missing). ``markers``: key -> names whose literal ``{name}`` must occur
+    in the text (templates filled with ``str.replace``, where other braces are allowed).
+    Template and marker keys are required too. Every failure raises ``error`` with a message
+    that starts with ``where`` and names the key.
+    """
+    templates = dict(templates or {})
+    markers = dict(markers or {})
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{where}: cannot be parsed as YAML ({exc})") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise error(f"{where}: a {what} must be a YAML mapping, got {type(raw).__name__}")
+    for key in dict.fromkeys([*required, *templates, *markers]):
+        if key not in raw or _is_missing(raw[key]):
+            raise error(f"{where}: {what} lacks {key!r}")
+    for key, names in templates.items():
+        try:
+            found = format_fields(str(raw[key]))
+        except ValueError as exc:
+            raise error(f"{where}: {key} is not a valid format string ({exc})") from exc
+        if found != set(names):
+            unknown = sorted(found - set(names))
+            absent = [n for n in names if n not in found]
+            details = "; ".join(part for part in (
+                f"unknown placeholder(s) {unknown}" if unknown else "",
+                f"missing {absent}" if absent else "") if part)
+            raise error(f"{where}: {key} must use exactly {_braced(names)}, "
+                        f"found {sorted(found)} ({details})")
+    for key, names in markers.items():
+        absent = ["{" + n + "}" for n in names if "{" + n + "}" not in str(raw[key])]
+        if absent:
+            raise error(f"{where}: {key} lacks placeholder(s) {', '.join(absent)}")
+    return dict(raw)
+
+
+def load_prompt_file(
+    name_or_path: str | Path,
+    *,
+    required: Sequence[str] = (),
+    templates: Mapping[str, Sequence[str]] | None = None,
+    markers: Mapping[str, Sequence[str]] | None = None,
+    what: str = "prompt file",
+    error: ErrorType = PromptError,
+) -> PromptFile:
+    """Read and check a packaged prompt file (by name, e.g. ``mcq_demo``) or a YAML path.
+
+    See :func:`check_prompt_data` for the checks. ``sha256`` is that of the file's text as
+    read (UTF-8; the same as the hash of its bytes for a UTF-8 file with LF line ends). An
+    unknown name or a missing file raises :class:`PromptError`.
+    """
+    path = prompt_set_path(str(name_or_path))
+    text = path.read_text(encoding="utf-8")
+    data = check_prompt_data(text, str(path), required=required, templates=templates,
+                             markers=markers, what=what, error=error)
+    return PromptFile(path, data, text_sha256(text))
+
+
+_PROMPT_SET_KEYS = ("name", "version", "source", "prompts", "modes")
+
+
 def load_prompt_set(name_or_path: str) -> PromptSet:
     """A packaged set by name (e.g. ``sseu_demo``) or a YAML file path."""
-    path = prompt_set_path(name_or_path)
-    return parse_prompt_set(path.read_text(encoding="utf-8"), str(path))
+    file = load_prompt_file(name_or_path, required=_PROMPT_SET_KEYS, what="prompt set")
+    return _prompt_set(file.data, str(file.path), file.sha256)
 
 
 def parse_prompt_set(text: str, where: str) -> PromptSet:
-    raw: dict[str, Any] = yaml.safe_load(text) or {}
-    for key in ("name", "version", "source", "prompts", "modes"):
-        if key not in raw:
-            raise PromptError(f"{where}: prompt set lacks '{key}'")
+    """A prompt set from YAML ``text`` (``where`` names it in errors)."""
+    raw = check_prompt_data(text, where, required=_PROMPT_SET_KEYS, what="prompt set")
+    return _prompt_set(raw, where, text_sha256(text))
+
+
+def _prompt_set(raw: Mapping[str, Any], where: str, sha256: str) -> PromptSet:
     prompts = {str(k): str(v).strip() for k, v in raw["prompts"].items()}
     modes: dict[str, tuple[TaskPrompt, ...]] = {}
     for mode, steps in raw["modes"].items():
@@ -80,8 +200,7 @@ def parse_prompt_set(text: str, where: str) -> PromptSet:
             entries.append(TaskPrompt(str(step["task"]), step["prompt"], prompts[step["prompt"]]))
         modes[str(mode)] = tuple(entries)
     return PromptSet(str(raw["name"]), str(raw["version"]), str(raw["source"]),
-                     raw.get("system"), prompts, modes,
-                     hashlib.sha256(text.encode("utf-8")).hexdigest())
+                     raw.get("system"), prompts, modes, sha256)
 
 
 def render(template: str, labels: dict[str, list[str]]) -> str:

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from lalm_eval.mixing import snr_of_split
+
 #: SNR conditions in table/figure order (clean speech first, background only last)
 SPLITS: tuple[str, ...] = ("snr+inf", "snr+10", "snr+5", "snr0", "snr-5", "snr-10", "snr-inf")
 MODES: tuple[str, ...] = ("independent", "joint", "cot")
@@ -44,7 +46,6 @@ AVG = "avg"
 PARTIAL = "†"
 
 _REQUIRED = ("suite", "model", "mode", "split", "run", "task", "metric", "value")
-_SPLIT_RE = re.compile(r"^snr(?P<sign>[+-]?)(?P<num>inf|\d+(?:\.\d+)?)$")
 _NUMBER_CELL = re.compile(r"^(?P<mean>[+-]?\d+(?:\.\d+)?)(?: ± \d+(?:\.\d+)?)?$")
 _TEX_MAP = {
     "\\": r"\textbackslash{}",
@@ -72,12 +73,12 @@ _LEVEL_LABELS = {"system": "System", "model": "Model", "mode": "Mode", "task": "
 
 # ---------------------------------------------------------------------------- SNR splits
 def snr_db(split: str) -> float | None:
-    """The SNR in dB a split name stands for (``snr-inf`` -> -inf), None if not an SNR."""
-    match = _SPLIT_RE.match(str(split))
-    if match is None:
-        return None
-    value = math.inf if match["num"] == "inf" else float(match["num"])
-    return -value if match["sign"] == "-" else value
+    """The SNR in dB a split name stands for (``snr-inf`` -> -inf), None if not an SNR.
+
+    Parsed by :func:`lalm_eval.mixing.snr_of_split`, the one split-name parser (an
+    infinity needs its sign: ``snrinf`` is not an SNR split).
+    """
+    return snr_of_split(str(split))
 
 
 def order_splits(splits: Iterable[str]) -> list[str]:

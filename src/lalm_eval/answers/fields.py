@@ -1,4 +1,4 @@
-"""Answer parsing for SSEU-Bench: a model's output text -> transcript / scene / events.
+"""SSEU-Bench answer fields: a model's output text -> transcript / scene / events.
 
 ``parse_answer(text, task, mode, family)`` returns a :class:`ParsedAnswer` with the fields
 of the scoring contract (``docs/architecture.md``, "Predictions -> scores") plus
@@ -15,7 +15,7 @@ Two levels, on purpose:
   fences, a label's trailing period (a transcript keeps its own), a JSON envelope around an
   independent answer, a label line naming the asked field ("Scene: park"), "Answer:" /
   "The answer is:", special tokens, ``<think>`` blocks, and the prefixes of the model's
-  family (see :data:`FAMILIES`).
+  family (``families.yaml``, see :mod:`lalm_eval.answers.families`).
   Anything else that has to be cut away or interpreted (lead-in chatter, unknown
   "The X is:" prefixes, sentence patterns, several scenes, wrong JSON types, missing keys,
   no final answer) makes the answer not well-formed and ``problem`` says why.
@@ -31,25 +31,25 @@ Nothing is invented: a field the answer does not give stays None.
 
 from __future__ import annotations
 
-import ast
-import json
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lalm_eval.answers.families import FamilyRules, clean_answer, family_rules
+from lalm_eval.answers.json_like import json_array, object_spans, parse_json_like, unfence
+from lalm_eval.answers.text import THINK_BLOCK, join_problems
+
 __all__ = [
-    "FAMILIES",
-    "FamilyRules",
+    "FIELDS",
+    "JOINED_LABELS",
+    "MODES",
+    "TASKS",
     "ParsedAnswer",
     "clean_label",
-    "family_rules",
-    "find_json_object",
     "format_compliance",
     "parse_answer",
-    "parse_json_like",
-    "register_family",
 ]
 
 TASKS = ("asr", "asc", "at")
@@ -63,9 +63,6 @@ JOINED_LABELS: tuple[str, ...] = (
     "electric shaver or toothbrush",
     "pots and pans",
 )
-
-_MAX_LITERAL_CHARS = 20_000
-_MAX_UNMATCHED_STARTS = 16
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,68 +87,23 @@ class ParsedAnswer:
 
 
 # --------------------------------------------------------------------------------------------
-# model families
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FamilyRules:
-    """Per-family tweaks: answer prefixes (regexes, matched at the start, case-insensitive)
-    that are known wrappers for this family, and an optional text clean-up."""
-
-    prefixes: tuple[str, ...] = ()
-    clean: Callable[[str], str] | None = None
-
-
-_QWEN_PREFIXES = (
-    r"the\s+original\s+content\s+of\s+this\s+audio\s+is\s*[:：,]?",
-    r"(?:the\s+)?(?:speech|speaker|person|audio|voice)\s+(?:says|said|is\s+saying)\s*[:：,]?",
-    r"(?:the\s+)?(?:spoken|speech)\s+content\s+(?:is|says)\s*[:：,]?",
-    r"the\s+transcription\s+of\s+(?:the|this)\s+(?:speech|audio)\s+is\s*[:：,]?",
-    r"the\s+speech\s+is\s*[:：]",
-)
-
-#: family name -> rules; unknown families fall back to ``generic``
-FAMILIES: dict[str, FamilyRules] = {
-    "generic": FamilyRules(),
-    "qwen2_audio": FamilyRules(prefixes=_QWEN_PREFIXES),
-    "qwen2_5_omni": FamilyRules(prefixes=_QWEN_PREFIXES),
-    "desta25": FamilyRules(prefixes=(r"the\s+correct\s+answer\s+is\s*[:：]?",)),
-    "cascade": FamilyRules(prefixes=(r"the\s+audio\s+clip\s+(?:is|contains|says)\s*[:：]?",)),
-    "salmonn": FamilyRules(clean=lambda s: s.replace("</s>", "").replace("<s>", "")),
-}
-
-
-def register_family(name: str, rules: FamilyRules) -> None:
-    """Add or replace a family's rules."""
-    FAMILIES[name] = rules
-
-
-def family_rules(name: str | None) -> FamilyRules:
-    """Rules of a family; unknown names (and None) get the generic rules."""
-    return FAMILIES.get((name or "generic").strip().lower(), FAMILIES["generic"])
-
-
-# --------------------------------------------------------------------------------------------
 # text helpers
 # --------------------------------------------------------------------------------------------
 
 _QUOTE_PAIRS = {'"': '"', "'": "'", "“": "”", "”": "”", "‘": "’", "’": "’", "«": "»",
                 "„": "“", "`": "`"}
 _SPECIAL_TOKENS = re.compile(r"<\|[^|<>\n]{1,40}\|>|</?s>|\[/?INST\]", re.I)
-_THINK = re.compile(r"<think>.*?</think>", re.I | re.S)
 _ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.I | re.S)
-_FENCE = re.compile(r"^```[\w+-]*[ \t]*\n?(.*?)\n?[ \t]*```$", re.S)
 _MD = r"[*_]{0,2}"
 
 
 def _preclean(text: str, rules: FamilyRules, keep_think: bool = False) -> str:
-    """Special tokens, think blocks and family clean-up removed; whitespace stripped."""
-    if rules.clean is not None:
-        text = rules.clean(text)
+    """The family's answer clean-up, then special tokens and think blocks removed;
+    whitespace stripped."""
+    text = clean_answer(text, rules)
     text = _SPECIAL_TOKENS.sub("", text)
     if not keep_think:
-        text = _THINK.sub("", text)
+        text = THINK_BLOCK.sub("", text)
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
@@ -168,12 +120,6 @@ def _unquote(text: str) -> str:
             s = s[2:-2].strip()
         if s == before:
             return s
-
-
-def _unfence(text: str) -> str:
-    """The body of a code fence that is the whole text."""
-    m = _FENCE.match(text.strip())
-    return m.group(1).strip() if m else text.strip()
 
 
 def _strip_prefixes(text: str, patterns: Iterable[str]) -> tuple[str, bool]:
@@ -207,13 +153,13 @@ _TASK_KEY_PREFIX = {
 
 def _known_wrappers(text: str, rules: FamilyRules, field: str | None) -> str:
     """Fences, quotes, generic/family/field-label prefixes removed (all count as wrappers)."""
-    patterns = [*_GENERIC_PREFIXES, *rules.prefixes]
+    patterns = [*_GENERIC_PREFIXES, *rules.wrappers]
     if field is not None:
         patterns.append(_TASK_KEY_PREFIX[field])
     s = text.strip()
     while True:
         before = s
-        s = _unquote(_unfence(s))
+        s = _unquote(unfence(s))
         s, _ = _strip_prefixes(s, patterns)
         if s == before:
             return s
@@ -354,207 +300,8 @@ def _lower_ascii(text: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# JSON extraction
+# answer objects (JSON with the fields' keys)
 # --------------------------------------------------------------------------------------------
-
-_CURLY = str.maketrans({"“": '"', "”": '"', "„": '"', "‟": '"', "‘": "'", "’": "'"})
-_CURLY_DOUBLE = str.maketrans({"“": '"', "”": '"', "„": '"', "‟": '"'})
-
-
-def _single_quote_end(s: str, start: int) -> int | None:
-    """End of a single-quoted string: the next quote followed by , } ] : or the end."""
-    j = start + 1
-    n = len(s)
-    while j < n:
-        if s[j] == "\\":
-            j += 2
-            continue
-        if s[j] == "'":
-            k = j + 1
-            while k < n and s[k] in " \t\r\n":
-                k += 1
-            if k == n or s[k] in ",}]:)":
-                return j
-        j += 1
-    return None
-
-
-def _match_brace(s: str, start: int, quotes: bool) -> int | None:
-    """Index of the '}' closing s[start] (string-aware when ``quotes``)."""
-    depth = 0
-    prev = ""
-    j = start
-    n = len(s)
-    while j < n:
-        c = s[j]
-        if quotes and c == '"':
-            k = j + 1
-            while k < n and s[k] != '"':
-                k += 2 if s[k] == "\\" else 1
-            if k >= n:
-                return None
-            j, prev = k + 1, '"'
-            continue
-        if quotes and c == "'" and prev in "{[,:(":
-            k = _single_quote_end(s, j)
-            if k is None:
-                return None
-            j, prev = k + 1, "'"
-            continue
-        if c in "{[":
-            depth += 1 if c == "{" else 0
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return j
-        if not c.isspace():
-            prev = c
-        j += 1
-    return None
-
-
-def _object_spans(text: str) -> list[tuple[int, int]]:
-    """Top-level balanced {...} spans, left to right.
-
-    A linear plain-brace pass finds the candidates; string-aware matching (braces inside
-    quoted strings ignored) is then tried from those starts and from the last few unmatched
-    '{' (bounded work on pathological text)."""
-    scan = text.translate(_CURLY)
-    stack: list[int] = []
-    pairs: list[tuple[int, int]] = []
-    for i, c in enumerate(scan):
-        if c == "{":
-            stack.append(i)
-        elif c == "}" and stack:
-            pairs.append((stack.pop(), i + 1))
-    outer = _outer(pairs)
-    starts = {a for a, _ in outer}
-    starts.update(stack[-_MAX_UNMATCHED_STARTS:])
-    plain_end = dict(outer)
-    spans = []
-    for a in sorted(starts):
-        end = _match_brace(scan, a, quotes=True)
-        if end is not None:
-            spans.append((a, end + 1))
-        elif a in plain_end:
-            spans.append((a, plain_end[a]))
-    top: list[tuple[int, int]] = []
-    for a, b in sorted(spans, key=lambda span: (span[0], -span[1])):
-        if not top or a >= top[-1][1]:
-            top.append((a, b))
-    return top
-
-
-def _outer(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Pairs not nested in another pair (pairs arrive ordered by their closing brace)."""
-    outer: list[tuple[int, int]] = []
-    for a, b in pairs:
-        while outer and outer[-1][0] > a:
-            outer.pop()
-        outer.append((a, b))
-    return outer
-
-
-def _requote(s: str) -> str:
-    """Single-quoted strings rewritten as JSON strings."""
-    out: list[str] = []
-    prev = ""
-    i = 0
-    n = len(s)
-    while i < n:
-        c = s[i]
-        if c == '"':
-            k = i + 1
-            while k < n and s[k] != '"':
-                k += 2 if s[k] == "\\" else 1
-            out.append(s[i:k + 1])
-            i, prev = k + 1, '"'
-            continue
-        if c == "'" and prev in "{[,:(":
-            k = _single_quote_end(s, i)
-            if k is not None:
-                inner = s[i + 1:k].replace("\\'", "'").replace('\\"', '"')
-                out.append(json.dumps(inner, ensure_ascii=False))
-                i, prev = k + 1, '"'
-                continue
-        out.append(c)
-        if not c.isspace():
-            prev = c
-        i += 1
-    return "".join(out)
-
-
-_JSON_STRING = r'"(?:\\.|[^"\\])*"'
-
-
-def _outside_strings(s: str, pattern: str, repl: Callable[[re.Match[str]], str]) -> str:
-    """Apply a substitution only outside JSON strings."""
-    def sub(m: re.Match[str]) -> str:
-        return m.group(0) if m.group("str") is not None else repl(m)
-    return re.sub(rf"(?P<str>{_JSON_STRING})|{pattern}", sub, s)
-
-
-def _no_trailing_commas(s: str) -> str:
-    return _outside_strings(s, r",(?P<ws>\s*)(?P<close>[}\]])",
-                            lambda m: m.group("ws") + m.group("close"))
-
-
-def _python_literals(s: str) -> str:
-    names = {"True": "true", "False": "false", "None": "null"}
-    return _outside_strings(s, r"\b(?P<lit>True|False|None)\b", lambda m: names[m.group("lit")])
-
-
-def _quote_keys(s: str) -> str:
-    return _outside_strings(s, r"(?P<pre>[{,]\s*)(?P<key>[A-Za-z_][\w \-]*?)(?P<post>\s*:)",
-                            lambda m: f'{m.group("pre")}"{m.group("key")}"{m.group("post")}')
-
-
-def _literal(s: str) -> Any:
-    """``ast.literal_eval`` on bounded input (literals only, never code)."""
-    if len(s) > _MAX_LITERAL_CHARS:
-        return None
-    try:
-        return ast.literal_eval(s)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
-
-
-def _loads(s: str) -> Any:
-    try:
-        return json.loads(s, strict=False)
-    except (ValueError, RecursionError):
-        return None
-
-
-def parse_json_like(text: str) -> Any:
-    """A JSON value from strict JSON, then repaired JSON (curly quotes, trailing commas,
-    single quotes, Python literals, bare keys), then a Python literal; None if none works."""
-    s = text.strip()
-    value = _loads(s)
-    if value is not None:
-        return value
-    s1 = _no_trailing_commas(s.translate(_CURLY_DOUBLE))
-    value = _loads(s1)
-    if value is not None:
-        return value
-    s2 = _python_literals(_no_trailing_commas(_requote(s1.translate(_CURLY))))
-    value = _loads(s2)
-    if value is not None:
-        return value
-    value = _literal(s1)
-    if value is not None:
-        return value
-    return _loads(_quote_keys(s2))
-
-
-def find_json_object(text: str) -> dict[str, Any] | None:
-    """The last balanced ``{...}`` in the text that parses to an object (lenient JSON)."""
-    for start, end in reversed(_object_spans(text)):
-        value = parse_json_like(text[start:end])
-        if isinstance(value, dict):
-            return value
-    return None
-
 
 _KEY_SYNONYMS: dict[str, tuple[str, ...]] = {
     "transcript": ("transcript", "transcription", "speech", "asr", "speech_transcript",
@@ -590,7 +337,7 @@ def _answer_object(text: str, fields: Sequence[str],
                    extra: Sequence[str] = ()) -> tuple[dict[str, Any] | None, bool]:
     """(last object with a key for one of ``fields``, whether any object parsed)."""
     any_object = False
-    for start, end in reversed(_object_spans(text)):
+    for start, end in reversed(object_spans(text)):
         value = parse_json_like(text[start:end])
         if not isinstance(value, dict):
             continue
@@ -599,15 +346,6 @@ def _answer_object(text: str, fields: Sequence[str],
             if _has_fields(candidate, fields, extra):
                 return candidate, True
     return None, any_object
-
-
-def _json_array(text: str) -> list[Any] | None:
-    s = _unfence(text)
-    if s.startswith("[") and s.endswith("]"):
-        value = parse_json_like(s)
-        if isinstance(value, list | tuple):
-            return list(value)
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -897,8 +635,8 @@ def _final_section(text: str) -> str | None:
 
 
 def _problems(*problems: str | None) -> str | None:
-    kept = _dedupe(p for p in problems if p)
-    return "; ".join(kept) if kept else None
+    """The distinct non-empty problem notes joined with '; '."""
+    return join_problems(*_dedupe(p for p in problems if p))
 
 
 class _Fields:
@@ -1040,7 +778,7 @@ def _parse_asc(text: str, rules: FamilyRules, protect: Sequence[str]) -> ParsedA
         return ParsedAnswer(problem="missing key scene")
     if obj is not None:
         return _from_object(obj, ("scene",), rules, protect, _INDEPENDENT_KEYS).answer(True)
-    array = _json_array(text)
+    array = json_array(text)
     if array is not None:
         value, _ = _scene_value(array, protect, from_json=True)
         return ParsedAnswer(scene=value, problem="scene is a list")
@@ -1078,7 +816,7 @@ def _parse_at(text: str, rules: FamilyRules, protect: Sequence[str]) -> ParsedAn
         return ParsedAnswer(problem="missing key events")
     if obj is not None:
         return _from_object(obj, ("events",), rules, protect, _INDEPENDENT_KEYS).answer(True)
-    array = _json_array(text)
+    array = json_array(text)
     if array is not None:
         events, problem = _events_value(array, protect, from_json=True)
         return ParsedAnswer(events=events, well_formed=problem is None, problem=problem)
@@ -1118,7 +856,7 @@ def parse_answer(text: str | None, task: str, mode: str, family: str = "generic"
     """Parse one model answer.
 
     ``task``: asr/asc/at for ``independent`` (only that field is filled); ignored for
-    ``joint``/``cot`` (all three fields). ``family``: key of :data:`FAMILIES` (unknown ->
+    ``joint``/``cot`` (all three fields). ``family``: a family of ``families.yaml`` (unknown ->
     generic). ``labels``: the suite's label texts; those containing " and " / " or " are
     never split (the benchmark's own are in :data:`JOINED_LABELS`).
     """

@@ -135,3 +135,37 @@ def build_knowledge_report(*, mcq_accuracy: pd.DataFrame, choice_accuracy: pd.Da
                         "n_defined_pairs": int(len(defined) // 2),
                         "position_balance": dict(balance)})
     return paths
+
+
+def report_from_jobs(jobs: Sequence[Mapping[str, Any]], *, mcq_tables: Sequence[str],
+                     benchmark_tables: Sequence[str], suite_config: Mapping[str, Any],
+                     models: Mapping[str, Any], seed: int, out_dir: str | Path) -> None:
+    """Score every prediction file of a knowledge suite and write its report.
+
+    ``jobs`` are the suite's prediction jobs (model, mode, split, run, role, path); caption
+    jobs are inputs of the cascades, not scored themselves.
+    """
+    import json
+
+    from lalm_eval.suites.knowledge import jobs as knowledge
+
+    mcq_files = {(j["model"], int(j["run"])): j["path"] for j in jobs if j["role"] == "text"}
+    choice_files = {(j["split"], j["model"], j["mode"], int(j["run"])): j["path"]
+                    for j in jobs if j["role"] in ("cascade", "audio")}
+    balance, hashes = {}, {}
+    mcq_acc = pd.DataFrame()
+    if mcq_files:
+        mcq = knowledge.read_mcq_table(mcq_tables[0])
+        balance = json.loads(Path(mcq_tables[0]).with_suffix(".balance.json").read_text())
+        hashes["mcq_set"] = balance.get("sha256")
+        _, mcq_acc = knowledge.score_mcq_runs(mcq, mcq_files)
+    tables = {Path(p).stem: knowledge.read_benchmark_table(p) for p in benchmark_tables}
+    _, choice_acc = knowledge.score_choice_runs(tables, choice_files)
+    correlation = suite_config["correlation"]
+    metrics, blocks = knowledge.metric_table(mcq_acc, choice_acc, correlation["matcher"])
+    build_knowledge_report(
+        mcq_accuracy=mcq_acc, choice_accuracy=choice_acc, metrics=metrics, blocks=blocks,
+        balance=balance, out_dir=Path(out_dir), correlation=correlation,
+        config_slice={"suite": dict(suite_config), "models": dict(models)},
+        seeds={"global": seed, "runs": suite_config["runs"]}, prompt_hashes=hashes,
+    )

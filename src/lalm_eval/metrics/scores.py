@@ -500,16 +500,3 @@ def map_ci(scores: np.ndarray, truth_multi_hot: np.ndarray, n_boot: int = 1000, 
         total = np.where(finite, per_class, 0.0).sum(axis=1)
         values.append(np.where(n_scored > 0, 100.0 * total / np.maximum(n_scored, 1), np.nan))
     return _percentile_interval(np.concatenate(values), confidence)
-
-
-def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1) over runs.
-
-    One value gives std NaN (undefined from a single run, never reported as 0); no values
-    give (NaN, NaN). NaN values propagate.
-    """
-    array = np.asarray(values, dtype=np.float64).ravel()
-    if array.size == 0:
-        return float("nan"), float("nan")
-    std = float(np.std(array, ddof=1)) if array.size > 1 else float("nan")
-    return float(np.mean(array)), std

@@ -4,28 +4,22 @@ dependence (table and stacked bars), judge agreement and judge health, results J
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lalm_eval import judges as J
+from lalm_eval.metrics.stats import mean_std
 from lalm_eval.reports.figures import _new_figure, _save, _style
 from lalm_eval.reports.provenance import results_json
 from lalm_eval.reports.tables import format_cell, write_table
+from lalm_eval.suites.jasco import judging as J
 
 #: colours of the three dependence classes (Okabe-Ito)
 DEPENDENCE_COLOURS = {"audio": "#E69F00", "speech": "#56B4E9", "both": "#009E73"}
 AVERAGE = "Avg."
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
-    finite = [v for v in values if v is not None and not math.isnan(v)]
-    if not finite:
-        return None, None
-    return float(np.mean(finite)), (float(np.std(finite, ddof=1)) if len(finite) > 1 else None)
 
 
 def table2(best_means: pd.DataFrame, mode: str, digits: int = 3) -> pd.DataFrame:
@@ -38,11 +32,11 @@ def table2(best_means: pd.DataFrame, mode: str, digits: int = 3) -> pd.DataFrame
         row = {}
         for judge in judges:
             cell = per_model[per_model["judge"] == judge]
-            mean, std = _mean_std(list(cell["best_mean"]))
+            mean, std = mean_std(list(cell["best_mean"]))
             flag = " *" if (cell["n_lost"].sum() + cell["n_unparsed"].sum()) else ""
             row[judge] = format_cell(mean, std, digits) + flag
         per_run = per_model.groupby("run")["best_mean"].mean()  # panel average per run
-        mean, std = _mean_std(list(per_run))
+        mean, std = mean_std(list(per_run))
         row[AVERAGE] = format_cell(mean, std, digits)
         rows[model] = row
     table = pd.DataFrame.from_dict(rows, orient="index", columns=[*judges, AVERAGE])

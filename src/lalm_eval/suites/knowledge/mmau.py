@@ -22,7 +22,6 @@ The official scripts read the prediction from ``model_output`` (MMAU ``evaluatio
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -34,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from lalm_eval.hashing import text_sha256
 from lalm_eval.inference import WorkItem
 from lalm_eval.jsonl import read_jsonl
 from lalm_eval.metrics.choice import predictions_from_records
@@ -94,7 +93,7 @@ def _field(path: Path, where: str, record: Mapping[str, Any], name: str) -> str:
 def audio_key(benchmark: str, audio_ref: str) -> str:
     """A stable, filename-safe id of an audio file: its stem plus 8 hex digits of its ref."""
     stem = _UNSAFE.sub("_", Path(audio_ref).stem).strip("_.") or "audio"
-    digest = hashlib.sha256(f"{benchmark}:{audio_ref}".encode()).hexdigest()[:8]
+    digest = text_sha256(f"{benchmark}:{audio_ref}")[:8]
     return f"{stem[:60]}-{digest}"
 
 
@@ -251,40 +250,28 @@ def _template_fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 
 
-def _check_template(template: str, allowed: tuple[str, ...], what: str) -> None:
-    fields = _template_fields(template)
-    unknown = sorted(fields - set(allowed))
-    if unknown:
-        raise ChoiceFormatError(f"{what}: unknown placeholder(s) {unknown} "
-                                f"(allowed: {', '.join(allowed)})")
-    missing = [f for f in ("question", "choices") if f not in fields]
-    if missing:
-        raise ChoiceFormatError(f"{what}: lacks placeholder(s) {missing}")
-
-
 def load_choice_prompts(name_or_path: str = "choice_demo") -> ChoicePrompts:
-    """A packaged prompt file by name (``choice_demo``) or a YAML path; templates checked."""
-    from lalm_eval.prompts import prompt_set_path
+    """A packaged prompt file by name (``choice_demo``) or a YAML path; templates checked.
 
-    path = prompt_set_path(name_or_path)
-    text = path.read_text(encoding="utf-8")
-    raw = yaml.safe_load(text) or {}
-    if not isinstance(raw, Mapping):
-        raise ChoiceFormatError(f"{path}: top level must be a mapping")
-    for key in ("name", "version", "source", "audio_template", "cascade_template"):
-        if not str(raw.get(key) or "").strip():
-            raise ChoiceFormatError(f"{path}: lacks {key!r}")
-    audio = str(raw["audio_template"]).strip()
-    cascade = str(raw["cascade_template"]).strip()
-    _check_template(audio, ("question", "choices"), f"{path}: audio_template")
-    _check_template(cascade, TEMPLATE_FIELDS, f"{path}: cascade_template")
-    if "caption" not in _template_fields(cascade):
-        raise ChoiceFormatError(f"{path}: cascade_template lacks placeholder ['caption']")
+    Read and checked by :func:`lalm_eval.prompts.load_prompt_file`: ``name``, ``version``,
+    ``source`` required; ``audio_template`` must use exactly ``{question}`` and
+    ``{choices}``, ``cascade_template`` exactly those and ``{caption}``. Errors are
+    :class:`ChoiceFormatError` (an unknown name or missing file: ``PromptError``).
+    """
+    from lalm_eval.prompts import load_prompt_file
+
+    file = load_prompt_file(
+        name_or_path, required=("name", "version", "source"),
+        templates={"audio_template": ("question", "choices"),
+                   "cascade_template": TEMPLATE_FIELDS},
+        what="choice prompt file", error=ChoiceFormatError)
+    raw = file.data
     system = raw.get("system")
     return ChoicePrompts(
         name=str(raw["name"]), version=str(raw["version"]), source=str(raw["source"]),
-        system=str(system).strip() if system else None, audio_template=audio,
-        cascade_template=cascade, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        system=str(system).strip() if system else None,
+        audio_template=str(raw["audio_template"]).strip(),
+        cascade_template=str(raw["cascade_template"]).strip(), sha256=file.sha256,
     )
 
 

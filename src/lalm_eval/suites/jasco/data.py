@@ -8,7 +8,6 @@ README, so they are extracted from it at run time and pinned by their sha256.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -17,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from lalm_eval.inference import EMPTY_OUTPUT, JobSummary, WorkItem
+from lalm_eval.hashing import text_sha256
+from lalm_eval.inference import EMPTY_OUTPUT, WorkItem
 from lalm_eval.jsonl import read_jsonl
 
 #: columns of upstream dataset/v0/v0.csv, in file order
@@ -80,10 +79,6 @@ _WS = re.compile(r"\s+")
 
 class JascoFormatError(ValueError):
     """An upstream file does not have the expected shape."""
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _norm(value: object) -> str:
@@ -150,7 +145,7 @@ def extract_instructions(readme_text: str) -> tuple[list[str], str]:
         raise JascoFormatError(
             f"README: expected {N_INSTRUCTIONS} instructions, found {len(instructions)}"
         )
-    return instructions, _sha256("\n".join(instructions))
+    return instructions, text_sha256("\n".join(instructions))
 
 
 def extract_judge_template(readme_text: str) -> tuple[str, str]:
@@ -163,7 +158,7 @@ def extract_judge_template(readme_text: str) -> tuple[str, str]:
     missing = [f for f in JUDGE_FIELDS if "{" + f + "}" not in template]
     if missing:
         raise JascoFormatError(f"README: judge template lacks placeholder(s) {missing}")
-    return template, _sha256(template)
+    return template, text_sha256(template)
 
 
 def _n_frames(path: Path) -> float | int:
@@ -255,14 +250,19 @@ def fill_judge_template(template: str, fields: Mapping[str, str]) -> str:
 
 
 def load_orientation_prompt() -> tuple[str, str]:
-    """The packaged orientation-call prompt (``{explanation}`` placeholder) and its sha256."""
-    from lalm_eval.prompts import prompt_set_path
+    """The packaged orientation-call prompt (``{explanation}`` placeholder) and its sha256.
 
-    data = yaml.safe_load(prompt_set_path(ORIENTATION_PROMPT_RESOURCE).read_text())
-    template = str(data["template"])
-    if "{explanation}" not in template:
-        raise JascoFormatError(f"{ORIENTATION_PROMPT_RESOURCE}: template lacks {{explanation}}")
-    return template, _sha256(template)
+    Read by :func:`lalm_eval.prompts.load_prompt_file`; ``template`` must contain the literal
+    ``{explanation}`` (it is filled with ``str.replace``, so other braces are allowed).
+    The sha256 returned is that of the template text, not of the file: it is what judgement
+    records carry as ``orientation_prompt_sha256``. Errors are :class:`JascoFormatError`.
+    """
+    from lalm_eval.prompts import load_prompt_file
+
+    file = load_prompt_file(ORIENTATION_PROMPT_RESOURCE, markers={"template": ("explanation",)},
+                            what="orientation prompt", error=JascoFormatError)
+    template = str(file.data["template"])
+    return template, text_sha256(template)
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
@@ -295,7 +295,7 @@ def judge_work_items(items: pd.DataFrame, answers: Sequence[Mapping[str, Any]],
 def orientation_work_items(calls: Sequence[Mapping[str, Any]], template: str
                            ) -> list[WorkItem]:
     """Second calls for judge outputs whose orientation the faithful parser cannot read."""
-    from lalm_eval.judges import orientation_call_input, parse_verdict_faithful
+    from lalm_eval.answers.verdicts import orientation_call_input, parse_verdict_faithful
 
     work = []
     for call in calls:
@@ -323,26 +323,6 @@ def read_items(path: str | Path) -> pd.DataFrame:
     if missing:
         raise JascoFormatError(f"{path}: missing column(s) {', '.join(missing)}")
     return table
-
-
-def run_answer_job(*, items_path: str | Path, model_name: str, models: dict, run: int,
-                   seed: int, cache_path: str | Path, out_path: str | Path, threads: int = 1,
-                   progress: bool = True) -> JobSummary:
-    """One JASCO answer job: every (clip, instruction) item answered by ``model_name``."""
-    from lalm_eval.inference import run_job
-    from lalm_eval.models.registry import build_model
-    from lalm_eval.parallel import limit_threads
-
-    limit_threads(threads)
-    model = build_model(model_name, models)
-    if not model.supports("generate"):
-        raise JascoFormatError(f"model {model_name!r} cannot generate text "
-                               f"(supports {sorted(model.capabilities)})")
-    work = items_to_work(read_items(items_path))
-    return run_job(lambda: model, model.fingerprint(), work, cache_path, out_path,
-                   model_name=model_name, model_revision=model.entry.revision, mode="open",
-                   run=run, seed=seed, sample_rate=model.sample_rate,
-                   batch_size=model.entry.batch_size, progress=progress)
 
 
 def run_judge_job(*, items_path: str | Path, protocol_path: str | Path,
@@ -464,7 +444,7 @@ def prepare_items(root: str | Path, *, n_clips: int | None = None,
     missing_audio = sorted({a for a in items["audio"] if not Path(a).is_file()})
     protocol = {
         "source": source, "readme": str(readme),
-        "readme_sha256": _sha256(text), "v0_sha256": _sha256(v0_path.read_text("utf-8")),
+        "readme_sha256": text_sha256(text), "v0_sha256": text_sha256(v0_path.read_text("utf-8")),
         "instructions": instructions, "instructions_sha256": instructions_hash,
         "instructions_pinned": bool(instructions_sha256),
         "judge_template": template, "judge_template_sha256": template_hash,

@@ -4,8 +4,8 @@ AKB-2000 (not released yet) asks 2,000 four-option questions in six categories a
 subcategories, with the correct answers spread evenly over the positions (chance 25 %); text
 LLMs answer from the question text alone. This module reads any question file of that shape
 (``.json``, ``.jsonl``, ``.csv``, ``.yaml``), checks the answer-position balance, renders the
-questions into text-only work items, finds the option a model chose in its answer and scores
-overall, per category and per answer position.
+questions into text-only work items and scores the option a model chose (found by
+:func:`lalm_eval.answers.choice.extract_choice`) overall, per category and per answer position.
 
 Question file fields: ``id`` (optional, also ``question_id``), ``category``, ``subcategory``
 (optional, also ``sub_category`` / ``sub-category``), ``question``, ``options`` (also
@@ -19,13 +19,10 @@ so unquoted non-strings are refused rather than converted.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import re
-import string
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,9 +32,11 @@ import pandas as pd
 import yaml
 from scipy.stats import chisquare
 
+from lalm_eval.answers.choice import extract_choice
+from lalm_eval.hashing import file_sha256
 from lalm_eval.inference import WorkItem
 from lalm_eval.jsonl import read_jsonl
-from lalm_eval.prompts import PromptError, prompt_set_path
+from lalm_eval.prompts import load_prompt_file
 
 __all__ = [
     "CATEGORIES",
@@ -48,7 +47,6 @@ __all__ = [
     "McqPrompt",
     "chosen_position_counts",
     "demo_mcq_path",
-    "extract_choice",
     "load_mcq_prompt",
     "mcq_accuracy",
     "mcq_work_items",
@@ -314,7 +312,7 @@ def read_mcq(
     if dupes:
         raise McqFormatError(f"{path}: duplicate id(s) {', '.join(map(repr, dupes))}")
     table["answer_index"] = table["answer_index"].astype(int)
-    table.attrs = {"source": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    table.attrs = {"source": str(path), "sha256": file_sha256(path),
                    "meta": meta}
     return table
 
@@ -371,34 +369,23 @@ class McqPrompt:
     sha256: str
 
 
-_PROMPT_FIELDS = frozenset({"question", "options"})
+_PROMPT_FIELDS = ("question", "options")
 
 
 def load_mcq_prompt(name_or_path: str = "mcq_demo") -> McqPrompt:
-    """A packaged MCQ prompt by name (e.g. ``mcq_demo``) or a YAML file path."""
-    path = prompt_set_path(name_or_path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise PromptError(f"{path}: cannot be parsed ({exc})") from exc
-    if not isinstance(raw, Mapping):
-        raise PromptError(f"{path}: an MCQ prompt must be a mapping")
-    for key in ("name", "version", "source", "template"):
-        if key not in raw:
-            raise PromptError(f"{path}: MCQ prompt lacks {key!r}")
-    template = str(raw["template"]).strip()
-    try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    except ValueError as exc:
-        raise PromptError(f"{path}: template is not a valid format string ({exc})") from exc
-    if fields != _PROMPT_FIELDS:
-        raise PromptError(f"{path}: template must use exactly {{question}} and {{options}}, "
-                          f"found {sorted(fields)}")
+    """A packaged MCQ prompt by name (e.g. ``mcq_demo``) or a YAML file path.
+
+    Read and checked by :func:`lalm_eval.prompts.load_prompt_file` (``name``, ``version``,
+    ``source`` required; ``template`` must use exactly ``{question}`` and ``{options}``);
+    errors are :class:`~lalm_eval.prompts.PromptError`. ``sha256`` is the file's.
+    """
+    file = load_prompt_file(name_or_path, required=("name", "version", "source"),
+                            templates={"template": _PROMPT_FIELDS}, what="MCQ prompt")
+    raw = file.data
     system = raw.get("system")
     return McqPrompt(str(raw["name"]), str(raw["version"]), str(raw["source"]),
-                     None if system is None else str(system).strip(), template,
-                     hashlib.sha256(text.encode("utf-8")).hexdigest())
+                     None if system is None else str(system).strip(),
+                     str(raw["template"]).strip(), file.sha256)
 
 
 def render_mcq(row: Mapping[str, Any], prompt: McqPrompt) -> str:
@@ -415,150 +402,6 @@ def mcq_work_items(table: pd.DataFrame, prompt: McqPrompt) -> list[WorkItem]:
                  prompt=render_mcq(row, prompt), system=prompt.system)
         for row in table.to_dict("records")
     ]
-
-
-# --------------------------------------------------------------------------------------------
-# answer extraction
-# --------------------------------------------------------------------------------------------
-
-_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
-_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
-_MARKUP = re.compile(r"\*\*|__|[*`]")
-_QUOTES = "\"'“”‘’"
-_SEPARATORS = " \t.:;,)]-–—"
-#: answer cues after which a letter is the model's choice
-_CUE = (r"(?i:\b(?:(?:final|correct|right|best)\s+)?answer\b\s*(?:is|would\s+be|should\s+be)?"
-        r"|\b(?:correct|right|best)\s+(?:option|choice)\b\s*(?:is|would\s+be)?"
-        r"|\bI\s*(?:would|will|'d|’d)?\s*(?:choose|pick|select|go\s+with)\b)")
-_LEAD = r"\s*[:=\-]?\s*(?i:(?:option|choice|letter)\s+)?[(\[]?\s*"
-_TAIL = r"(?![\w'’])"
-
-
-@lru_cache(maxsize=32)
-def _letter_regexes(n: int) -> tuple[re.Pattern[str], ...]:
-    """Letter-choice patterns for ``n`` options, strongest first: after an answer cue, at the
-    start of a line, anywhere else ("(B)", "option B", "B." alone, "B or C")."""
-    last = chr(ord("A") + n - 1)
-    upper, both = f"A-{last}", f"A-{last}a-{last.lower()}"
-    more = rf"(?P<more>(?:\s*(?:,|/|&|\bor\b|\band\b)\s*[(\[]?[{upper}][)\]]?{_TAIL})*)"
-    cue = re.compile(_CUE + _LEAD + rf"(?P<letter>[{both}]){_TAIL}\s*[)\]]?" + more)
-    start = re.compile(rf"(?m)^[ \t]*[-•]?[ \t]*[(\[]?[ \t]*(?P<letter>[{both}]){_TAIL}[ \t]*"
-                       rf"[)\]]?(?=[ \t]*$|[ \t]*[.:;,)\]\-–—])" + more)
-    weak = re.compile(
-        rf"\((?P<p>[{upper}])\)"  # (B) anywhere
-        rf"|(?i:\b(?:option|choice)\s+)[(\[]?(?P<o>[{upper}]){_TAIL}"  # option B
-        rf"|(?<![\w'’\-])(?P<alone>[{upper}])(?=\s*(?:[.!?,;:]|$))"  # "It is B."
-        rf"|(?<![\w'’])(?P<list>[{upper}](?:\s*(?:,|/|&|\bor\b|\band\b)\s*[{upper}]{_TAIL})+)"
-    )
-    return cue, start, weak
-
-
-def _norm(text: str) -> str:
-    return _WS.sub(" ", text).strip().strip(_QUOTES + " .!?;:,").strip().casefold()
-
-
-def _loose(text: str) -> str:
-    return _WS.sub(" ", re.sub(r"[^\w]+", " ", text.casefold())).strip()
-
-
-_Form = Callable[[str], str]
-
-
-def _text_forms(options: Sequence[str]) -> tuple[list[str], _Form]:
-    """Comparable option forms: punctuation-blind when that keeps the options distinct."""
-    loose = [_loose(o) for o in options]
-    if all(loose) and len(set(loose)) == len(loose):
-        return loose, _loose
-    return [_norm(o) for o in options], _norm
-
-
-def _contains(haystack: str, needle: str) -> bool:
-    return bool(needle) and re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", haystack) is not None
-
-
-def _mentioned(text: str, forms: Sequence[str], form: _Form) -> set[int]:
-    """Options whose text occurs in ``text`` (an option inside a longer matched one is dropped)."""
-    hay = form(text)
-    found = {i for i, f in enumerate(forms) if _contains(hay, f)}
-    return {i for i in found if not any(j != i and _contains(forms[j], forms[i]) for j in found)}
-
-
-def _starts_with_option(text: str, forms: Sequence[str], form: _Form) -> set[int]:
-    """Options whose text ``text`` begins with."""
-    head = form(text)
-    return {i for i, f in enumerate(forms) if f and (head == f or head.startswith(f + " "))}
-
-
-def _mentions(
-    cleaned: str, regexes: Sequence[re.Pattern[str]], forms: Sequence[str], form: _Form
-) -> tuple[int, list[tuple[set[int], str]]]:
-    """Letter mentions of the strongest tier present: (tier, [(letters, text after them)])."""
-    for tier, regex in enumerate(regexes):
-        found: list[tuple[set[int], str]] = []
-        for match in regex.finditer(cleaned):
-            groups = match.groupdict()
-            key, letter = next((k, v) for k, v in groups.items() if v and k != "more")
-            after = cleaned[match.start(key) + len(letter):]
-            if len(letter) == 1 and re.match(r"\s+\w", after):
-                if letter.islower():
-                    continue  # "the answer is a violin": an article
-                if _starts_with_option(cleaned[match.start(key):], forms, form):
-                    continue  # "Answer: A major" where "A major" is an option
-            named = (letter.upper() if len(letter) == 1 else letter) + (groups.get("more") or "")
-            tail = cleaned[match.end():].split("\n", 1)[0].lstrip(_SEPARATORS)
-            found.append(({ord(x) - ord("A") for x in re.findall(r"[A-Z]", named)}, tail))
-        if found:
-            return tier, found
-    return -1, []
-
-
-def extract_choice(text: str | None, options: Sequence[str]) -> tuple[int | None, str]:
-    """The option a model chose and how it was found.
-
-    Methods: ``letter`` (a clear choice pattern: "B", "(B)", "B.", "Answer: B", "The answer is
-    B: ..."), ``letter_and_text`` (a letter followed by its own option's text),
-    ``option_text`` (the text of exactly one option, case and punctuation aside),
-    ``ambiguous`` (several different letters or options, or a letter followed by another
-    option's text) and ``none``. An English article ("A dog barks") is not read as letter A.
-    """
-    if not 2 <= len(options) <= 26:
-        raise ValueError(f"extract_choice needs 2-26 options, got {len(options)}")
-    if text is None or not str(text).strip():
-        return None, "none"
-    cleaned = _MARKUP.sub("", _BOXED.sub(r"\1", _THINK.sub(" ", str(text))))
-    cleaned = cleaned.strip().strip(_QUOTES).strip()
-    if not cleaned:
-        return None, "none"
-    forms, form = _text_forms(options)
-    whole = [i for i, f in enumerate(forms) if f and f == form(cleaned)]
-    if len(whole) == 1:
-        return whole[0], "option_text"
-    regexes = _letter_regexes(len(options))
-    tier, mentions = _mentions(cleaned, regexes, forms, form)
-    letters = set().union(*(m[0] for m in mentions)) if mentions else set()
-    if len(letters) > 1:
-        return None, "ambiguous"
-    if len(letters) == 1:
-        (chosen,) = letters
-        with_text = False
-        for _, tail in mentions:
-            named = _starts_with_option(tail, forms, form)
-            if named and chosen not in named:
-                return None, "ambiguous"
-            with_text = with_text or chosen in named
-        if tier == len(regexes) - 1 and _mentioned(cleaned, forms, form) - {chosen}:
-            return None, "ambiguous"
-        return chosen, "letter_and_text" if with_text else "letter"
-    cue = list(re.finditer(_CUE, cleaned))
-    if cue:
-        tail = re.split(r"[.!?](?:\s|$)|\n", cleaned[cue[-1].end():], maxsplit=1)[0]
-        named = _mentioned(tail, forms, form)
-        if len(named) == 1:
-            return next(iter(named)), "option_text"
-    named = _mentioned(cleaned, forms, form)
-    if len(named) == 1:
-        return next(iter(named)), "option_text"
-    return (None, "ambiguous") if named else (None, "none")
 
 
 # --------------------------------------------------------------------------------------------

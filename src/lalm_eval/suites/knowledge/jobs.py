@@ -23,9 +23,8 @@ import pandas as pd
 
 from lalm_eval.inference import JobSummary, WorkItem, run_job
 from lalm_eval.jsonl import read_jsonl
-from lalm_eval.suites import akb, mmau
+from lalm_eval.suites.knowledge import CASCADE_PREFIX, akb, mmau
 
-CASCADE_PREFIX = "cascade-"
 #: columns of a benchmark table holding lists / objects (JSON in the CSV)
 _JSON_COLUMNS = ("choices", "raw")
 

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lalm_eval.metrics import sseu as m
+from lalm_eval.answers.fields import parse_answer
+from lalm_eval.metrics import scores as m
 from lalm_eval.metrics.embedding import (
     CachedEmbedder,
     HashingTextEmbedder,
@@ -30,7 +31,6 @@ from lalm_eval.metrics.embedding import (
 )
 from lalm_eval.metrics.wer import corpus_wer
 from lalm_eval.mixing import split_snr
-from lalm_eval.parsing import parse_answer
 
 SCORE_COLUMNS = ["suite", "model", "mode", "split", "run", "task", "metric", "value",
                  "n_items", "n_failed", "ci_low", "ci_high"]
