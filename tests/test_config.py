@@ -84,3 +84,84 @@ def test_select_snrs_given_as_text_on_the_command_line_are_numbers():
         load_config(REPO / "config" / "demo.yaml", {"select": {"snrs": ["3"]}})
     with pytest.raises(ConfigError, match="select.models names system 'whisper_big'"):
         load_config(REPO / "config" / "demo.yaml", {"select": {"models": ["whisper_big"]}})
+
+
+def _with_model(name: str, **changes) -> dict:
+    config = copy.deepcopy(DEMO)
+    config["models"][name].update(changes)
+    return config
+
+
+def _model_error(name: str, **changes) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate_config(_with_model(name, **changes))
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_unknown_adapter_is_named_with_a_suggestion():
+    message = _model_error("whisper_tiny_en", adapter="faster_whisperr")
+    assert message.startswith("config error: models.whisper_tiny_en.adapter 'faster_whisperr' "
+                              "is not a known adapter (known: ")
+    assert "yamnet" in message and message.endswith("did you mean 'faster_whisper'?")
+
+
+def test_unknown_option_key_is_named_with_the_allowed_keys_and_a_suggestion():
+    message = _model_error("whisper_tiny_en", options={"cpu_thread": 1})
+    assert message.startswith("config error: unknown key 'cpu_thread' in "
+                              "models.whisper_tiny_en.options (adapter faster_whisper allows: ")
+    assert "compute_type" in message and message.endswith("did you mean 'cpu_threads'?")
+    # the transformers LALMs share their option set; the judges' backend has its own
+    assert "attn_implementation" in _model_error("smollm2", adapter="qwen2_audio",
+                                                 options={"dtyp": "auto"})
+    assert "did you mean 'engine'" in _model_error("smollm2", adapter="vllm",
+                                                   options={"engnie": {}})
+
+
+def test_adapters_with_free_form_options_are_not_checked():
+    from lalm_eval.models.registry import ADAPTERS, allowed_options
+
+    free = sorted(name for name in ADAPTERS if allowed_options(name) is None)
+    assert free == ["desta25", "kimi_audio", "ltu_as", "mga_clap", "ms_clap", "salmonn",
+                    "step_audio2"]
+    validate_config(_with_model("smollm2", adapter="kimi_audio", options={"anything": 1}))
+
+
+def test_option_check_imports_no_heavy_library():
+    """Config validation reads every adapter's option keys without torch & co."""
+    code = ("import sys; from lalm_eval.config import load_config; "
+            "from lalm_eval.models.registry import ADAPTERS, allowed_options; "
+            f"load_config({str(REPO / 'config' / 'config.yaml')!r}); "
+            "[allowed_options(a) for a in ADAPTERS]; "
+            "heavy = ['torch', 'transformers', 'ctranslate2', 'faster_whisper', 'onnxruntime', "
+            "'vllm', 'sentence_transformers', 'msclap', 'librosa']; "
+            "print([m for m in heavy if m in sys.modules])")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert run.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"adapter": "faster_whisperr"},
+     "config error: models.whisper_tiny_en.adapter 'faster_whisperr' is not a known adapter"),
+    ({"options": {"beam_size": 1, "cpu_thread": 1}},
+     "config error: unknown key 'beam_size' in models.whisper_tiny_en.options"),
+])
+def test_misspelt_adapter_or_option_stops_validate_config_and_snakemake(tmp_path, changes,
+                                                                        expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(_with_model("whisper_tiny_en", **changes)))
+    check = subprocess.run([sys.executable, "-m", "lalm_eval.cli", "validate-config", str(path)],
+                           cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert check.returncode == 2 and check.stdout == ""
+    lines = check.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), check.stderr
+    plan = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--cores", "1",
+         "-d", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert plan.returncode != 0
+    assert [line for line in (plan.stdout + plan.stderr).splitlines()
+            if line.startswith("config error")] == lines

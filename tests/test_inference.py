@@ -1,4 +1,6 @@
-"""Inference engine: per-item failures, content-keyed cache, torn-line recovery, no-op reruns.
+"""Inference engine: per-item failures, content-keyed cache, torn-line recovery, no-op reruns,
+and the cache policy for failures (transient ones are computed again on the next run, input
+errors only when the input changes).
 
 The adapter here is a small deterministic signal model defined in the test (it measures
 each clip's level and reports it as text) so that failures can be injected on chosen items;
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lalm_eval.inference import WorkItem, read_cache, run_job
+from lalm_eval.inference import EMPTY_OUTPUT, WorkItem, input_error, read_cache, run_job
 from lalm_eval.models.base import AudioModel, ModelEntry, Request, Response
 
 
@@ -91,13 +93,31 @@ def test_failures_are_recorded_per_item_and_the_job_goes_on(clips, tmp_path):
 
 
 def test_rerun_with_nothing_changed_loads_no_model(clips, tmp_path):
+    """Outputs, empty outputs ('mute') and unreadable audio ('bad') all come from the cache."""
+    clips = [it for it in clips if it.clip_id != "boom"]
     LevelMeter.loads = 0
     _run(LevelMeter(_entry()), clips, tmp_path)
     first = (tmp_path / "out0.jsonl").read_bytes()
     (tmp_path / "out0.jsonl").unlink()
     summary = _run(LevelMeter(_entry()), clips, tmp_path)
     assert LevelMeter.loads == 1 and not summary.model_loaded and summary.n_computed == 0
+    assert summary.n_cached == 6 and summary.n_retried == 0 and summary.n_errors == 2
     assert (tmp_path / "out0.jsonl").read_bytes() == first
+
+
+def test_a_failure_that_persists_is_computed_on_every_run_and_kept_as_history(clips, tmp_path):
+    """'boom' raises every time: each run computes it (and only it) again; the cache file
+    keeps every attempt, the predictions the latest one."""
+    _run(LevelMeter(_entry()), clips, tmp_path)
+    LevelMeter.calls = []
+    summary = _run(LevelMeter(_entry()), clips, tmp_path)
+    assert summary.model_loaded and summary.n_computed == 1 and summary.n_retried == 1
+    assert summary.n_cached == 6 and LevelMeter.calls == [["boom:asr"]]
+    cache_lines = _records(tmp_path / "cache.jsonl")
+    assert len(cache_lines) == 8 and [r["clip_id"] for r in cache_lines].count("boom") == 2
+    records = _records(tmp_path / "out0.jsonl")
+    assert [r["clip_id"] for r in records] == ["a", "b", "boom", "c", "mute", "d", "bad"]
+    assert records[2]["error"] == "RuntimeError: model failure on boom:asr"
 
 
 def test_cache_key_follows_decoding_run_and_audio(clips, tmp_path):
@@ -106,7 +126,8 @@ def test_cache_key_follows_decoding_run_and_audio(clips, tmp_path):
     assert _run(LevelMeter(_entry()), clips, tmp_path, run=1).n_computed == 7
     rng = np.random.default_rng(5)
     sf.write(clips[0].audio_path, 0.3 * rng.standard_normal(8000).astype(np.float32), 16000)
-    assert _run(LevelMeter(_entry()), clips, tmp_path).n_computed == 1
+    summary = _run(LevelMeter(_entry()), clips, tmp_path)
+    assert summary.n_computed == 2 and summary.n_retried == 1  # 'a' changed; 'boom' failed
 
 
 def test_torn_last_line_is_dropped_and_recomputed(clips, tmp_path):
@@ -116,7 +137,8 @@ def test_torn_last_line_is_dropped_and_recomputed(clips, tmp_path):
     cache.write_bytes(text[: len(text) - 40])  # a kill in the middle of the last write
     assert len(read_cache(cache)) == 6
     assert cache.read_bytes().endswith(b"\n")
-    assert _run(LevelMeter(_entry()), clips, tmp_path).n_computed == 1
+    summary = _run(LevelMeter(_entry()), clips, tmp_path)
+    assert summary.n_computed == 2 and summary.n_retried == 1  # the torn 'bad'; 'boom' failed
 
 
 def test_inference_summary_counts_failures_by_kind(clips, tmp_path):
@@ -154,3 +176,105 @@ def test_cached_output_takes_the_identity_of_the_current_item(clips, tmp_path):
     records = _records(tmp_path / "out0.jsonl")
     assert [r["clip_id"] for r in records] == ["new_a", "new_b"]
     assert [r["item_id"] for r in records] == ["new_a:asr", "new_b:asr"]
+
+
+class Flaky(AudioModel):
+    """Answers each request with its item id; while ``down`` (a backend having a bad
+    moment), 'timeout' items make the call raise and 'http' items come back as an HTTP 503."""
+
+    capabilities = frozenset({"generate"})
+
+    def __init__(self, entry: ModelEntry) -> None:
+        super().__init__(entry)
+        self.down = True
+        self.calls: list[list[str]] = []
+
+    def _load(self) -> None:
+        pass
+
+    def predict(self, requests: list[Request]) -> list[Response]:
+        self.calls.append([r.item_id for r in requests])
+        if self.down and any(r.item_id.startswith("timeout") for r in requests):
+            raise TimeoutError("backend did not answer in 60 s")
+        return [Response.failed("HTTPError: 503 Service Unavailable")
+                if self.down and r.item_id.startswith("http")
+                else Response(text=f"answer to {r.item_id}") for r in requests]
+
+
+def _text_items(names: list[str]) -> list[WorkItem]:
+    return [WorkItem(item_id=n, clip_id=n, task="qa", request="generate", prompt_id="q",
+                     prompt=f"question {n}") for n in names]
+
+
+def test_transient_failures_are_computed_again_on_the_rerun_and_only_they(tmp_path):
+    names = ["a", "timeout1", "b", "http1", "c", "d", "http2"]
+    items = _text_items(names)
+    model = Flaky(_entry())
+
+    def run():
+        return run_job(lambda: model, model.fingerprint(), items, tmp_path / "cache.jsonl",
+                       tmp_path / "out.jsonl", model_name="flaky", model_revision="r1",
+                       mode="open", run=0, seed=1, sample_rate=None, batch_size=3)
+
+    first = run()
+    records = {r["item_id"]: r for r in _records(tmp_path / "out.jsonl")}
+    assert records["timeout1"]["error"] == "TimeoutError: backend did not answer in 60 s"
+    assert records["http1"]["error"] == records["http2"]["error"] == \
+        "HTTPError: 503 Service Unavailable"
+    assert first.n_errors == 3 and first.n_retried == 0 and first.n_computed == 7
+
+    model.down, model.calls = False, []  # the backend is back
+    second = run()
+    # exactly the three failures were computed, in one batch; the four answers were reused
+    assert model.calls == [["timeout1", "http1", "http2"]]
+    assert (second.n_computed, second.n_retried, second.n_cached) == (3, 3, 4)
+    assert second.n_errors == 0 and second.errors == {}
+    records = _records(tmp_path / "out.jsonl")
+    assert [r["item_id"] for r in records] == names  # one record per item, in item order
+    assert all(r["error"] is None and r["output_text"] == f"answer to {r['item_id']}"
+               for r in records)
+    # the failures stay in the cache file as history; the lookup takes the answers
+    history = _records(tmp_path / "cache.jsonl")
+    assert len(history) == 10 and sum(bool(r["error"]) for r in history) == 3
+    assert all(r["error"] is None for r in read_cache(tmp_path / "cache.jsonl").values())
+
+    model.calls = []
+    third = run()
+    assert model.calls == [] and not third.model_loaded and third.n_cached == 7
+
+
+def test_unreadable_audio_is_reused_until_the_file_changes(clips, tmp_path):
+    bad = next(it for it in clips if it.clip_id == "bad")
+    good = next(it for it in clips if it.clip_id == "a")
+    items = [good, bad]
+    first = _run(LevelMeter(_entry()), items, tmp_path)
+    assert first.n_errors == 1 and first.errors == {"AudioError": 1}
+
+    LevelMeter.loads, LevelMeter.calls = 0, []
+    again = _run(LevelMeter(_entry()), items, tmp_path)
+    assert (again.n_computed, again.n_retried, again.n_cached) == (0, 0, 2)
+    assert LevelMeter.loads == 0 and not again.model_loaded
+    assert _records(tmp_path / "out0.jsonl")[1]["error"].startswith("AudioError:")
+
+    rng = np.random.default_rng(9)  # the file is fixed: its content hash changes
+    sf.write(bad.audio_path, 0.1 * rng.standard_normal(8000).astype(np.float32), 16000)
+    fixed = _run(LevelMeter(_entry()), items, tmp_path)
+    assert (fixed.n_computed, fixed.n_cached, fixed.n_errors) == (1, 1, 0)
+    assert LevelMeter.calls == [["bad:asr"]]
+    record = _records(tmp_path / "out0.jsonl")[1]
+    assert record["error"] is None and record["output_text"].endswith("dBFS")
+
+
+def test_input_errors_are_the_engines_audio_errors_and_every_audio_problem():
+    from lalm_eval.audio import audio_problem
+
+    problems = [audio_problem(None), audio_problem(np.zeros((2, 5), np.float32)),
+                audio_problem(np.zeros(0, np.float32)), audio_problem(np.zeros(5, np.int16)),
+                audio_problem(np.zeros(5, np.float32), 16000, min_seconds=1.0),
+                audio_problem(np.array([0.0, np.nan], np.float32))]
+    assert all(problems) and all(input_error(p) for p in problems)
+    assert input_error("AudioError: x.wav: unreadable audio file (format not recognised)")
+    for transient in ["TimeoutError: timed out", "HTTPError: 503 Service Unavailable",
+                      "whisper failed: RuntimeError: CUDA out of memory", "no output",
+                      EMPTY_OUTPUT, None, ""]:
+        assert not input_error(transient)

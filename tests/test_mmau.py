@@ -14,6 +14,7 @@ import soundfile as sf
 from lalm_eval.corpora.mmau_demo import JSON_NAME, build_mmau_demo
 from lalm_eval.metrics.choice import choice_accuracy, score_choice
 from lalm_eval.suites.knowledge.mmau import (
+    EMPTY_CHOICE_NOTE,
     ChoiceFormatError,
     audio_work_items,
     caption_work_items,
@@ -145,6 +146,41 @@ def test_read_mmar_json_and_jsonl(tmp_path: Path) -> None:
     bad = _write(tmp_path / "bad.json", [_mmar_item("m3", category="Layer 5")])
     with pytest.raises(ChoiceFormatError, match="item 'm3': field 'category' is 'Layer 5'"):
         read_mmar(bad, tmp_path)
+
+
+def test_read_mmar_keeps_an_empty_choice_as_the_official_script_does(tmp_path: Path) -> None:
+    # MMAR-meta.json (6249700) has 4 items whose last choice is ""; upstream scores them
+    items = [_mmar_item("e1", choices=["it stopped", "it kept going", ""],
+                        answer="it stopped"),
+             _mmar_item("e2", choices=["", "high", "low", " "], answer="low"),
+             _mmar_item("ok")]
+    table = read_mmar(_write(tmp_path / "MMAR-meta.json", items), tmp_path)
+    assert table.loc[0, "choices"] == ["it stopped", "it kept going", ""]  # kept as read
+    assert table.loc[0, "note"] == f"{EMPTY_CHOICE_NOTE} (choice 3 of 3)"
+    assert table.loc[1, "note"] == f"{EMPTY_CHOICE_NOTE} (choice 1, 4 of 4)"
+    assert table.loc[2, "note"] == ""
+    # the empty choice adds no token: the right answer matches, a wrong one does not
+    per_item = score_choice(table, {"e1": "It stopped.", "e2": "high", "ok": "the second "
+                                    "sound"}, "faithful")
+    assert list(per_item["correct"]) == [True, False, True]
+    # it is not offered in the prompt
+    prompt = audio_work_items(table, "{choices}")[1].prompt
+    assert prompt == "- high\n- low"
+    # fewer than two real choices is still malformed
+    bad = _write(tmp_path / "bad.json", [_mmar_item("b", choices=["low", ""], answer="low")])
+    with pytest.raises(ChoiceFormatError, match="item 'b': field 'choices'.*at least 2"):
+        read_mmar(bad, tmp_path)
+
+
+def test_read_mmar_answer_not_among_choices_is_an_item_problem(tmp_path: Path) -> None:
+    # MMAR-meta.json (6249700) has 6 such items; the official script scores them by tokens
+    path = _write(tmp_path / "MMAR-meta.json",
+                  [_mmar_item("x", answer="second sound"), _mmar_item("y")])
+    table = read_mmar(path, tmp_path)
+    assert "answer 'second sound' is not among the choices" in table.loc[0, "problem"]
+    assert "not among" not in table.loc[1, "problem"]
+    with pytest.raises(ChoiceFormatError, match="item 'x': field 'answer'"):
+        read_mmar(path, tmp_path, strict_answers=True)
 
 
 # --------------------------------------------------------------------------- prompts, items

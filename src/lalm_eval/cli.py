@@ -31,10 +31,16 @@ def _corpora(args: argparse.Namespace) -> int:
 
 
 def _adapters(args: argparse.Namespace) -> int:
-    from lalm_eval.models.registry import ADAPTERS
+    from lalm_eval.models.base import ModelError
+    from lalm_eval.models.registry import ADAPTERS, allowed_options
 
     for name, target in sorted(ADAPTERS.items()):
-        print(f"{name:24s} {target}")
+        try:
+            keys = allowed_options(name)
+            options = "free-form" if keys is None else ", ".join(sorted(keys))
+        except ModelError as exc:
+            options = f"unavailable ({exc})"
+        print(f"{name:24s} {target}  options: {options}")
     return 0
 
 

@@ -106,6 +106,7 @@ def validate_config(config: dict[str, Any], schema: dict | None = None) -> dict[
         load_plugins(config.get("plugins"))
     except ImportError as exc:
         raise ConfigError(f"config error: plugins: cannot import {exc.name!r} ({exc})") from exc
+    _check_models(config.get("models", {}))
     for name, settings in config.get("suites", {}).items():
         try:
             kind = get_kind(settings["kind"])
@@ -135,6 +136,38 @@ def _coerce_command_line_numbers(config: dict[str, Any]) -> None:
             value = int(number) if number.is_integer() else number
         coerced.append(value)
     select["snrs"] = coerced
+
+
+def _check_models(models: dict[str, Any]) -> None:
+    """Each ``models.<name>.adapter`` must be registered, and its ``options`` keys ones the
+    adapter accepts (adapters with free-form options, ``option_keys = None``, are not
+    checked). The registry maps names to module paths; reading the option keys imports
+    the configured adapters' modules, which import no heavy library."""
+    from lalm_eval.models.base import ModelError
+    from lalm_eval.models.registry import ADAPTERS, allowed_options
+
+    for name, entry in models.items():
+        adapter = entry["adapter"]
+        if adapter not in ADAPTERS:
+            hint = difflib.get_close_matches(adapter, list(ADAPTERS), n=1)
+            maybe = f"; did you mean '{hint[0]}'?" if hint else ""
+            raise ConfigError(
+                f"config error: models.{name}.adapter '{adapter}' is not a known adapter "
+                f"(known: {', '.join(sorted(ADAPTERS))}){maybe}")
+        try:
+            allowed = allowed_options(adapter)
+        except ModelError as exc:
+            raise ConfigError(f"config error: models.{name}.adapter: {exc}") from None
+        if allowed is None:
+            continue
+        unknown = sorted(set(entry.get("options") or {}) - allowed)
+        if unknown:
+            key = unknown[0]
+            hint = difflib.get_close_matches(key, sorted(allowed), n=1)
+            maybe = f"; did you mean '{hint[0]}'?" if hint else ""
+            raise ConfigError(
+                f"config error: unknown key '{key}' in models.{name}.options (adapter "
+                f"{adapter} allows: {', '.join(sorted(allowed)) or 'none'}){maybe}")
 
 
 def _check_references(config: dict[str, Any]) -> None:

@@ -6,6 +6,10 @@ everything that determines the output: model fingerprint (adapter, source, revis
 decoding, options), request kind, prompt hash, audio content hash, label set and run. A
 killed job loses at most the batch in flight; a rerun with nothing changed loads no model.
 The job's output (one JSON line per item, in item order) is written atomically at the end.
+
+Cache policy: outputs (including empty ones) and deterministic input problems (unreadable or
+invalid audio, :func:`input_error`) satisfy a lookup; any other failure stays in the cache
+file as history and is computed again on the next run of the job.
 """
 
 from __future__ import annotations
@@ -31,6 +35,15 @@ log = logging.getLogger("lalm_eval.inference")
 
 #: the error recorded for a call that returned only whitespace
 EMPTY_OUTPUT = "empty model output"
+
+#: how errors that describe the input itself begin: the engine's ``AudioError: ...`` (the file
+#: cannot be read or decoded) and the messages of :func:`lalm_eval.audio.audio_problem`, which
+#: adapters return for audio they cannot take. Given the same input (its sha256 is part of the
+#: cache key) they recur, so they are cached like outputs.
+INPUT_ERROR_PREFIXES = (
+    "AudioError", "request has no audio", "audio must be mono", "audio is empty",
+    "audio must be float", "audio is too short", "audio contains NaN or infinite samples",
+)
 
 RECORD_FIELDS = (
     "item_id", "clip_id", "model", "model_revision", "mode", "task", "request", "prompt_id",
@@ -68,6 +81,7 @@ class JobSummary:
     n_cached: int = 0
     n_computed: int = 0
     n_errors: int = 0
+    n_retried: int = 0  # items whose cached record was a failure, computed again
     n_batches: int = 0
     model_loaded: bool = False
     errors: dict[str, int] = field(default_factory=dict)
@@ -97,8 +111,32 @@ def cache_key(model_fingerprint: str, item: WorkItem, audio_sha256: str | None, 
     return text_sha256(json.dumps(payload, sort_keys=True))
 
 
+def input_error(error: str | None) -> bool:
+    """Whether ``error`` is a deterministic problem of the input (unreadable or invalid
+    audio), which recurs until the input changes, rather than a failure of the call."""
+    return bool(error) and error.startswith(INPUT_ERROR_PREFIXES)
+
+
+def reusable(record: dict) -> bool:
+    """Whether a cached record satisfies a lookup: an output (an empty one included: it is
+    an answer) or an input error. Other failures (timeouts, HTTP 5xx, out of memory, a
+    crashed backend, ...) are history: the next run of the job computes them again."""
+    error = record.get("error")
+    return not error or error == EMPTY_OUTPUT or input_error(error)
+
+
+def _store(cache: dict[str, dict], record: dict) -> None:
+    """Keep ``record`` as its key's latest, unless it is a failure and the key already holds
+    a reusable record (a failure never hides an answer)."""
+    old = cache.get(record["cache_key"])
+    if old is None or reusable(record) or not reusable(old):
+        cache[record["cache_key"]] = record
+
+
 def read_cache(path: Path) -> dict[str, dict]:
-    """Records by cache key. A torn last line (a kill mid-write) is cut off the file."""
+    """Records by cache key: the latest per key, except that a failure never replaces a
+    reusable record (:func:`reusable`). A torn last line (a kill mid-write) is cut off the
+    file."""
     records: dict[str, dict] = {}
     if not path.exists():
         return records
@@ -111,7 +149,7 @@ def read_cache(path: Path) -> dict[str, dict]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 break
-            records[record["cache_key"]] = record
+            _store(records, record)
             good_bytes += len(line)
     if good_bytes != path.stat().st_size:
         log.warning("cache %s: dropping a torn last record (%d bytes)", path,
@@ -193,8 +231,17 @@ def run_job(
 ) -> JobSummary:
     """Run (or resume) one inference job and write its predictions file.
 
+    Every computed record is appended to the cache (``cache_path``), failures included. An
+    item is taken from the cache when its key holds a :func:`reusable` record: an output
+    (an empty output is an answer) or an input error (unreadable or invalid audio:
+    :func:`input_error`; the audio's sha256 is in the key, so a changed file is computed
+    again). Any other failure never satisfies a lookup: it stays in the cache file as
+    history and is computed again on every run of the job until it succeeds or fails on
+    its input (``JobSummary.n_retried`` counts these items). The predictions file holds one
+    record per item, the latest.
+
     ``max_attempts`` > 1 retries, within the batch, the items whose call failed (the adapter
-    reported an error or raised; unreadable audio and empty outputs are not retried); the
+    reported an error or raised; input errors and empty outputs are not retried); the
     record keeps the last attempt and its number (``attempts``).
     """
     from tqdm import tqdm
@@ -207,10 +254,13 @@ def run_job(
                   for it in items}
     keys = {it.item_id: cache_key(model_fingerprint, it, audio_hash[it.item_id], run, seed_r)
             for it in items}
-    pending = [it for it in items if keys[it.item_id] not in cache]
-    summary = JobSummary(n_items=len(items), n_cached=len(items) - len(pending))
-    log.info("%s %s run %d: %d items, %d cached, %d to compute", model_name, mode, run,
-             len(items), summary.n_cached, len(pending))
+    pending = [it for it in items
+               if keys[it.item_id] not in cache or not reusable(cache[keys[it.item_id]])]
+    summary = JobSummary(n_items=len(items), n_cached=len(items) - len(pending),
+                         n_retried=sum(keys[it.item_id] in cache for it in pending))
+    log.info("%s %s run %d: %d items, %d cached, %d to compute (%d failed before)",
+             model_name, mode, run, len(items), summary.n_cached, len(pending),
+             summary.n_retried)
     model: AudioModel | None = None
     bar = tqdm(total=len(pending), disable=not progress, unit="item", mininterval=2.0,
                desc=f"{model_name}/{mode}/run{run}")
@@ -228,7 +278,7 @@ def run_job(
                 record = _record(item, response, latency, model_name, model_revision, mode,
                                  run, seed_r, audio_hash[item.item_id], keys[item.item_id])
                 record["attempts"] = tries
-                cache[record["cache_key"]] = record
+                _store(cache, record)
                 cache_file.write(json.dumps(record, ensure_ascii=False) + "\n")
             cache_file.flush()
             os.fsync(cache_file.fileno())
@@ -254,7 +304,7 @@ def run_job(
 
 
 def _retryable(response: Response) -> bool:
-    return bool(response.error) and not response.error.startswith("AudioError")
+    return bool(response.error) and not input_error(response.error)
 
 
 def _run_with_retries(model: AudioModel, batch: list[WorkItem], sample_rate: int | None,

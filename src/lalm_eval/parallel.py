@@ -42,14 +42,31 @@ def run_single_threaded_blas(func: Callable[[], R]) -> R:
 
 
 
+_JOB_THREADS = 1
+
+
+def job_threads() -> int:
+    """The thread count of the running job (set by :func:`limit_threads`; 1 before)."""
+    return _JOB_THREADS
 
 
 def limit_threads(threads: int) -> None:
-    """Keep a job within its Snakemake ``threads`` (BLAS pools, and torch when loaded)."""
+    """Keep a job within its Snakemake ``threads`` (BLAS pools, torch when loaded, and the
+    thread count adapters with their own pools read through :func:`job_threads`).
+
+    Also makes OpenMP threads sleep when idle (``OMP_WAIT_POLICY=PASSIVE`` unless set):
+    llama.cpp and CTranslate2 busy-wait by default, which made them about 12x slower while
+    another process used the cores (docs/benchmarks.md). It must be set before their
+    libraries load, so every job calls this first.
+    """
+    import os
     import sys
 
     from threadpoolctl import threadpool_limits
 
+    global _JOB_THREADS
+    _JOB_THREADS = max(1, threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     threadpool_limits(max(1, threads))
     torch = sys.modules.get("torch")
     if torch is not None:

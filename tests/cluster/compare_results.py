@@ -9,7 +9,8 @@ every file that carries results must hold the same results:
 - tables (``.csv``, ``.csv.gz``), JSON lines (``.jsonl``) and JSON (``.json``): equal
   values, floats to a relative 1e-9, after removing what differs between two honest runs:
   timing and host fields (``latency_s``, ``timestamp_utc``, ...), the git state recorded as
-  provenance, and the absolute path of each run's folders (replaced by a placeholder);
+  provenance, and the absolute path of each run's folders (replaced by a placeholder); a
+  table without columns (an empty frame written by pandas) is an empty table;
 - anything else (figures, Markdown, LaTeX): only present in both.
 
 Exit status 0 when they agree, 1 with one line per difference otherwise.
@@ -123,7 +124,10 @@ def _read_text(path: Path) -> str:
 
 
 def _table(path: Path, roots: dict[str, str]) -> list[dict[str, Any]]:
-    frame = pd.read_csv(io.StringIO(_read_text(path)), keep_default_na=False, dtype=str)
+    try:
+        frame = pd.read_csv(io.StringIO(_read_text(path)), keep_default_na=False, dtype=str)
+    except pd.errors.EmptyDataError:  # no columns: pandas writes an empty frame as "\n"
+        return []
     frame = frame[[c for c in frame.columns if not VOLATILE.search(c)]]
     rows = []
     for record in frame.to_dict("records"):

@@ -84,7 +84,40 @@ def test_a_missing_file_is_reported(tmp_path):
     assert differences == [f"sseu/scores/m/independent.csv: only in {left}"]
 
 
+def test_an_empty_table_without_columns_is_an_empty_table(tmp_path):
+    # e.g. the knowledge report's choice_accuracy.csv when no benchmark job is selected
+    left = _write_run(tmp_path / "local")
+    right = _write_run(tmp_path / "slurm")
+    for out in (left, right):
+        (out / "sseu" / "report" / "empty.csv").write_text("\n")
+    comparison = compare_trees(left, right)
+    assert comparison.same, comparison.differences
+    (right / "sseu" / "report" / "empty.csv").write_text("a,b\n1,2\n")
+    assert compare_trees(left, right).differences == ["sseu/report/empty.csv: 0 vs 1 entries"]
+
+
 WORK = os.environ.get("LALM_CLUSTER_WORK")
+
+
+def _matching(files: set[str], pattern: str) -> dict[str, str]:
+    """The files whose whole relative path matches ``pattern``, each with its first group
+    (or the path when the pattern has none)."""
+    found = {}
+    for rel in sorted(files):
+        match = re.fullmatch(pattern, rel)
+        if match:
+            found[rel] = match.group(1) if match.groups() else rel
+    return found
+
+
+def test_matching_picks_whole_paths_and_their_group():
+    files = {"jasco/judgements/j1/cascade/run0.jsonl", "jasco/judgements/j1/cascade/x.csv",
+             "k/report/tables/mcq_accuracy.csv"}
+    assert _matching(files, r"[^/]+/judgements/([^/]+)/[^/]+/run\d+\.jsonl") == {
+        "jasco/judgements/j1/cascade/run0.jsonl": "j1"}
+    assert list(_matching(files, r"[^/]+/report/tables/mcq_accuracy\.csv")) == [
+        "k/report/tables/mcq_accuracy.csv"]
+    assert not _matching(files, r"judgements/.*")
 
 
 @pytest.mark.skipif(not WORK, reason="needs the runs of cluster/run-demo-on-slurm.sh "
@@ -99,6 +132,21 @@ def test_demo_selection_has_the_same_results_locally_and_through_slurm():
     assert comparison.compared["audio"] > 0 and comparison.compared["jsonl"] > 0
     scores = sorted((slurm / "out").glob("*/scores/*/*.csv"))
     assert len(scores) >= 2, scores
+    # ... and the other suite kinds' job paths (both trees hold the same files, all compared
+    # equal above): JASCO judgements of both judges, the sampled one included, with
+    # verdicts and report tables; the knowledge suite's MCQ predictions and report tables
+    files = result_files(local / "out")
+    judgements = _matching(files, r"[^/]+/judgements/([^/]+)/[^/]+/run\d+\.jsonl")
+    assert {"smollm2_judge", "smollm2_judge_sampled"} <= set(judgements.values()), judgements
+    for rel in judgements:
+        records = [json.loads(line) for line in (local / "out" / rel).read_text().splitlines()]
+        assert records and all(r["judge_output"] for r in records), rel
+    assert _matching(files, r"[^/]+/scores/verdicts\.csv"), "no JASCO verdicts"
+    assert _matching(files, r"[^/]+/report/tables/table2_faithful\.csv"), "no JASCO Table 2"
+    mcq = _matching(files, r"[^/]+/predictions/([^/]+)/text/[^/]+/run\d+\.jsonl")
+    assert "smollm2" in mcq.values(), "no knowledge (MCQ, mode text) predictions"
+    assert _matching(files, r"[^/]+/mcq/[^/]+\.csv"), "no MCQ table"
+    assert _matching(files, r"[^/]+/report/tables/mcq_accuracy\.csv"), "no knowledge report"
 
     # every job of the SLURM run went through SLURM and completed there
     log = (work / "slurm.log").read_text()

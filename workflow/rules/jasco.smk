@@ -62,9 +62,7 @@ for _judge in JUDGES:
         name:
             f"judge_{_judge}"
         input:
-            item_table=f"{OUT}/{{suite}}/items.csv",
-            protocol=f"{OUT}/{{suite}}/protocol.json",
-            answers=f"{OUT}/{{suite}}/predictions/{{model}}/open/all/run{{run}}.jsonl",
+            unpack(lambda w: SUITES[w.suite].judge_inputs(w.model, w.run)),
         output:
             judgements=f"{OUT}/{{suite}}/judgements/{_judge}/{{model}}/run{{run}}.jsonl",
         params:

@@ -9,3 +9,7 @@ with log_to(sm.log[0]) as log:
     write_benchmark_table(table, sm.output.table)
     problems = table[table["problem"].astype(bool)]
     log.info("%d questions, %d with a problem (recorded per item)", len(table), len(problems))
+    noted = table[table["note"].astype(bool)]
+    log.info("%d with a note (kept as the official script scores them): %s", len(noted),
+             "; ".join(f"{i}: {n}" for i, n in zip(noted["item_id"], noted["note"], strict=True))
+             or "none")

@@ -6,7 +6,7 @@ tokens, ``_`` belongs to a word, ``men's`` gives ``men`` and ``s``). A predictio
 when it has at least one token, contains every token of the answer, and contains no token of
 a wrong choice, where a wrong choice's tokens that also occur in the answer do not count and
 a choice with exactly the answer's token set is not a wrong choice. Nothing else is
-normalised.
+normalised. An empty choice (MMAR has a few) has no tokens, so it forbids nothing.
 
 Two scoring modes:
 
@@ -177,7 +177,9 @@ def choice_accuracy(per_item: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFr
     Columns: ``breakdown`` (``overall`` or the column name), ``value`` (``all`` or the
     column value; values in sorted order), ``n`` (items counted), ``n_correct``,
     ``accuracy`` (NaN when nothing was counted), ``n_skipped`` (items not counted),
-    ``n_missing``, ``n_failed``.
+    ``n_missing``, ``n_failed``. An item whose value is an empty string is in no group of
+    that column (as the official scripts leave an item without a ``sub-category`` out of
+    the sub-category breakdown); it still counts overall.
     """
     for column in ("status", "counted", "correct", *by):
         if column not in per_item.columns:
@@ -189,5 +191,7 @@ def choice_accuracy(per_item: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFr
             missing = per_item.loc[values.isna(), "item_id"].tolist()[:5]
             raise ValueError(f"breakdown column {column!r} is empty for item(s) {missing}")
         for value in sorted(values.unique(), key=str):
+            if value == "":
+                continue
             rows.append(_accuracy_row(column, value, per_item[values == value]))
     return pd.DataFrame(rows, columns=list(ACCURACY_COLUMNS))

@@ -104,6 +104,10 @@ class AudioModel(ABC):
     capabilities: ClassVar[frozenset[str]] = frozenset()
     #: sample rate the model expects when the entry does not say
     default_sample_rate: ClassVar[int | None] = 16000
+    #: the keys ``models.<name>.options`` may have, checked at config time (adapter modules
+    #: import no heavy library, so the registry can read this cheaply) and by most adapters
+    #: on load too; None: free-form options (read by the model's own code), unchecked
+    option_keys: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, entry: ModelEntry, models: Mapping[str, dict[str, Any]] | None = None):
         self.entry = entry
@@ -134,6 +138,11 @@ class AudioModel(ABC):
 
     def supports(self, task: str) -> bool:
         return task in self.capabilities
+
+    @classmethod
+    def allowed_options(cls) -> frozenset[str] | None:
+        """The option keys this adapter accepts (``option_keys``; None: free-form)."""
+        return cls.option_keys
 
     def fingerprint(self) -> str:
         """Stable hash of the entry's fingerprint plus the adapter class."""

@@ -89,6 +89,7 @@ class DescriptionCaptioner(AudioModel):
     """A deterministic short English description from a transcript and sound tags."""
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"caption"})
+    option_keys: ClassVar[frozenset[str] | None] = CAPTIONER_OPTIONS
 
     def __init__(self, entry: ModelEntry, models: Any = None):
         super().__init__(entry, models)
@@ -180,6 +181,7 @@ class CascadeModel(AudioModel):
     """Audio question answering as caption -> text LLM."""
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"generate", "caption"})
+    option_keys: ClassVar[frozenset[str] | None] = CASCADE_OPTIONS
 
     def __init__(self, entry: ModelEntry, models: Any = None):
         super().__init__(entry, models)

@@ -72,6 +72,7 @@ class HFClapModel(AudioModel):
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"classify", "embed_audio", "embed_text"})
     default_sample_rate: ClassVar[int | None] = 48000
+    option_keys: ClassVar[frozenset[str] | None] = _OPTIONS
 
     def _load(self) -> None:
         options = self.entry.options

@@ -392,9 +392,12 @@ class HFChatAudioModel(AudioModel):
     #: the processor keeps only the feature extractor's window (``n_samples``) of each audio
     truncates_audio: ClassVar[bool] = True
 
+    @classmethod
+    def allowed_options(cls) -> frozenset[str]:
+        return COMMON_OPTIONS | {"system_prompt"} | cls.extra_options
+
     def _load(self) -> None:
-        check_options(self.entry.options, COMMON_OPTIONS | {"system_prompt"} | self.extra_options,
-                      self.name)
+        check_options(self.entry.options, self.allowed_options(), self.name)
         self.settings = generation_settings(self.entry.decoding)
         self.device = resolve_device(self.entry.options.get("device"))
         self.dtype = resolve_dtype(self.entry.options.get("dtype"), self.device)

@@ -52,6 +52,7 @@ class TransformersTextLLM(AudioModel):
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"generate"})
     default_sample_rate: ClassVar[int | None] = None
+    option_keys: ClassVar[frozenset[str] | None] = OPTIONS
 
     # ---------------------------------------------------------------------------------
     def _load(self) -> None:

@@ -52,6 +52,7 @@ class HFWhisperModel(AudioModel):
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"transcribe"})
     default_sample_rate: ClassVar[int | None] = 16000
+    option_keys: ClassVar[frozenset[str] | None] = _OPTIONS
 
     def _load(self) -> None:
         options = self.entry.options

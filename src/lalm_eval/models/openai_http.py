@@ -120,6 +120,10 @@ class OpenAICompatibleModel(AudioModel):
     """Any server speaking the OpenAI chat-completions protocol (see module docstring)."""
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"generate"})
+    #: checked at config time; ``extra_body`` is free-form inside
+    option_keys: ClassVar[frozenset[str] | None] = frozenset(
+        {"base_url", "model", "api_key_env", "timeout", "max_retries", "backoff_s",
+         "max_backoff_s", "concurrency", "audio", "extra_body"})
 
     def __init__(self, entry: ModelEntry, models: Mapping[str, dict[str, Any]] | None = None):
         super().__init__(entry, models)

@@ -16,6 +16,7 @@ ADAPTERS: dict[str, str] = {
     "yamnet": "lalm_eval.models.yamnet:YamnetModel",
     "sentence_transformers": "lalm_eval.models.text_embedding:SentenceTransformerEmbedder",
     "hf_causal_lm": "lalm_eval.models.hf_text_llm:TransformersTextLLM",
+    "llama_cpp": "lalm_eval.models.llama_cpp:LlamaCppTextLLM",
     "description_captioner": "lalm_eval.models.cascade:DescriptionCaptioner",
     "cascade": "lalm_eval.models.cascade:CascadeModel",
     # transformers LALMs and baselines (full runs)
@@ -66,6 +67,15 @@ def adapter_class(name: str) -> type[AudioModel]:
     except AttributeError as exc:
         raise ModelError(f"adapter {name!r}: {module_name} has no class {class_name}") from exc
     return cls
+
+
+def allowed_options(name: str) -> frozenset[str] | None:
+    """The ``options`` keys adapter ``name`` accepts (None: free-form, not checked).
+
+    Reads the class attribute ``option_keys`` (or ``allowed_options()``), so it imports the
+    adapter's module; adapter modules import no heavy library (torch, transformers, ...)
+    at import time, which keeps this cheap enough for config validation."""
+    return adapter_class(name).allowed_options()
 
 
 def build_model(name: str, models: Mapping[str, dict[str, Any]]) -> AudioModel:

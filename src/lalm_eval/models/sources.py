@@ -91,9 +91,31 @@ def resolve_package_part(spec: str) -> Path:
     return target
 
 
+_RANGE_RE = re.compile(r"\{(\d+)\.\.(\d+)\}")
+
+
+def expand_source_ranges(source: str) -> str:
+    """``pkg:name{1..3}/data`` -> ``pkg:name1/data+name2/data+name3/data`` (one numeric range
+    per ``+``-separated part: weights split over numbered packages)."""
+    if not source.startswith(PKG_PREFIX):
+        return source
+    parts = []
+    for part in source[len(PKG_PREFIX):].split("+"):
+        match = _RANGE_RE.search(part)
+        if match is None:
+            parts.append(part)
+            continue
+        first, last = int(match.group(1)), int(match.group(2))
+        if last < first:
+            raise ModelError(f"source {source!r}: range {{{first}..{last}}} is empty")
+        parts += [part[:match.start()] + str(n) + part[match.end():]
+                  for n in range(first, last + 1)]
+    return PKG_PREFIX + "+".join(parts)
+
+
 def resolve_source(entry: ModelEntry) -> Path | str:
     """A model entry's source as a local Path, or a hub id string (online hub loading)."""
-    source = entry.source.strip()
+    source = expand_source_ranges(entry.source.strip())
     if source.startswith(PKG_PREFIX):
         parts = [p for p in source[len(PKG_PREFIX):].split("+") if p.strip()]
         if not parts:

@@ -43,6 +43,7 @@ class SentenceTransformerEmbedder(AudioModel):
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"embed_text"})
     default_sample_rate: ClassVar[int | None] = None
+    option_keys: ClassVar[frozenset[str] | None] = OPTIONS
 
     def _load(self) -> None:
         check_options(self.entry, OPTIONS)

@@ -57,6 +57,9 @@ class VLLMModel(AudioModel):
     """A model served in-process by vLLM (see the module docstring for options)."""
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"generate"})
+    #: checked at config time; ``engine`` and ``chat_template_kwargs`` are free-form inside
+    option_keys: ClassVar[frozenset[str] | None] = frozenset(
+        {"audio", "audio_part", "engine", "chat_template_kwargs"})
 
     def __init__(self, entry: ModelEntry, models: Mapping[str, dict[str, Any]] | None = None):
         super().__init__(entry, models)

@@ -58,6 +58,7 @@ class FasterWhisperModel(AudioModel):
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"transcribe"})
     default_sample_rate: ClassVar[int | None] = WHISPER_RATE
+    option_keys: ClassVar[frozenset[str] | None] = OPTIONS
 
     def _load(self) -> None:
         if self.sample_rate != WHISPER_RATE:

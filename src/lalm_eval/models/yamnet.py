@@ -192,6 +192,7 @@ class YamnetModel(AudioModel):
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"classify", "embed_audio"})
     default_sample_rate: ClassVar[int | None] = YAMNET_RATE
+    option_keys: ClassVar[frozenset[str] | None] = OPTIONS
 
     def __init__(self, entry: ModelEntry, models: Any = None):
         super().__init__(entry, models)

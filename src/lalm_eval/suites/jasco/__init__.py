@@ -19,6 +19,8 @@ CORPUS_KINDS = ("jasco_demo", "what_are_they_doing")
 #: the single split and mode of the answer jobs
 SPLIT = "all"
 MODE = "open"
+#: the packaged prompt file of faithful mode's second (orientation) call
+ORIENTATION_PROMPT_RESOURCE = "jasco_orientation"
 
 
 class JascoSuite(Suite):
@@ -70,6 +72,19 @@ class JascoSuite(Suite):
             root = self.release_root()
             return {"v0": f"{root}/dataset/v0/v0.csv", "readme": f"{root}/README.md"}
         return {"stamp": f"{self.res}/downloads/{self.corpus['registry_name']}/.complete.json"}
+
+    def judge_inputs(self, model: str, run: int | str) -> dict[str, str]:
+        """Named inputs of one ``judge_<judge>`` job: the items, the protocol, the system's
+        answers and, when ``orientation_call`` is on, the packaged orientation prompt the
+        second call reads (so editing that file reruns the judges)."""
+        inputs = {"item_table": f"{self.out}/items.csv",
+                  "protocol": f"{self.out}/protocol.json",
+                  "answers": f"{self.out}/predictions/{model}/{MODE}/{SPLIT}/run{run}.jsonl"}
+        if self.settings["orientation_call"]:
+            from lalm_eval.prompts import prompt_set_path
+
+            inputs["orientation_prompt"] = str(prompt_set_path(ORIENTATION_PROMPT_RESOURCE))
+        return inputs
 
     def judgement_path(self, judge: str, model: str, run: int) -> str:
         return f"{self.out}/judgements/{judge}/{model}/run{run}.jsonl"

@@ -21,6 +21,10 @@ from lalm_eval.hashing import text_sha256
 from lalm_eval.inference import EMPTY_OUTPUT, WorkItem
 from lalm_eval.jsonl import read_jsonl
 
+#: our wording of the faithful mode's second call (upstream asks a similar question in
+#: eval.py; its prompt is code, not data, so it is not fetched); an input of judge jobs
+from lalm_eval.suites.jasco import ORIENTATION_PROMPT_RESOURCE
+
 #: columns of upstream dataset/v0/v0.csv, in file order
 V0_COLUMNS = (
     "audio_id",
@@ -218,10 +222,6 @@ def items_to_work(items: pd.DataFrame) -> list[WorkItem]:
 
 
 # --------------------------------------------------------------------------- judging
-
-#: our wording of the faithful mode's second call (upstream asks a similar question in
-#: eval.py; its prompt is code, not data, so it is not fetched)
-ORIENTATION_PROMPT_RESOURCE = "jasco_orientation"
 
 
 def judge_fields(row: Mapping[str, Any], answer: str) -> dict[str, str]:

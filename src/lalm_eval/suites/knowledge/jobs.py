@@ -27,6 +27,10 @@ from lalm_eval.suites.knowledge import CASCADE_PREFIX, akb, mmau
 
 #: columns of a benchmark table holding lists / objects (JSON in the CSV)
 _JSON_COLUMNS = ("choices", "raw")
+#: accuracy breakdowns per benchmark (common-table columns), as its official script prints
+#: them: MMAU task / difficulty / sub-category, MMAR modality / layer / sub-category
+BREAKDOWNS = {"mmau": ("task", "difficulty", "sub_category"),
+              "mmar": ("task", "category", "sub_category")}
 
 
 def write_benchmark_table(table: pd.DataFrame, path: str | Path) -> None:
@@ -160,7 +164,9 @@ def score_choice_runs(tables: Mapping[str, pd.DataFrame],
     """Per-item and accuracy rows per (benchmark, system, mode, run) in both matcher modes.
 
     ``files`` maps (benchmark, model, mode, run) to a predictions file; the accuracy table
-    breaks down by task (sound / music / speech; MMAR: modality) and, for MMAR, by layer.
+    breaks down as the official scripts do (:data:`BREAKDOWNS`): MMAU by task (sound /
+    music / speech), difficulty and sub-category; MMAR by modality (column ``task``), layer
+    (``category``) and sub-category. Items without a sub-category are in none of its groups.
     """
     from lalm_eval.metrics.choice import (
         MODES,
@@ -174,7 +180,7 @@ def score_choice_runs(tables: Mapping[str, pd.DataFrame],
         table = tables[benchmark]
         predictions = predictions_from_records(_records(path))
         kind = str(table["benchmark"].iloc[0]) if len(table) else "mmau"
-        by = ["task"] + (["category"] if kind == "mmar" else [])
+        by = list(BREAKDOWNS[kind])
         for matcher in MODES:
             per_item = score_choice(table, predictions, matcher).assign(
                 benchmark=benchmark, model=model, mode=mode, run=run, matcher=matcher)

@@ -14,10 +14,14 @@ source, url, timestamp``. Both are read into one table (:data:`TABLE_COLUMNS`):
 - ``modality`` (MMAR only, else empty), ``category`` (MMAU: its category, a list joined by
   ``"; "``; MMAR: the layer), ``sub_category``, ``difficulty`` (MMAU), ``language`` (MMAR);
 - ``problem``: empty, or why the item cannot be run as is (audio file not found, ...);
+- ``note``: empty, or what the item has that the official script accepts but that is
+  irregular, kept as upstream scores it: an empty (or blank) choice, which gives no token to
+  the matching rule and is left out of our prompt (``MMAR-meta.json`` at 6249700 has 4);
 - ``raw``: the upstream record, unchanged, written back by :func:`write_official_predictions`.
 
 The official scripts read the prediction from ``model_output`` (MMAU ``evaluation.py``) and
-``answer_prediction`` (MMAR ``code/evaluation.py``); both READMEs name ``model_prediction``.
+``answer_prediction`` (MMAR ``code/evaluation.py``; at 6249700, the commit of the pinned
+question file, it read ``model_prediction``); both READMEs name ``model_prediction``.
 """
 
 from __future__ import annotations
@@ -52,8 +56,11 @@ MMAR_LAYERS = ("Signal Layer", "Perception Layer", "Semantic Layer", "Cultural L
 TABLE_COLUMNS = (
     "item_id", "benchmark", "audio_ref", "audio_path", "audio_key", "question", "choices",
     "answer", "task", "modality", "category", "sub_category", "difficulty", "language",
-    "problem", "raw",
+    "problem", "note", "raw",
 )
+#: start of the ``note`` of an item with an empty (or blank) choice
+EMPTY_CHOICE_NOTE = ("empty choice kept: it adds no token to the official matching rule and "
+                     "is not shown in the prompt")
 #: placeholders a question template may use
 TEMPLATE_FIELDS = ("question", "choices", "caption")
 
@@ -118,10 +125,15 @@ def _common_row(path: Path, n: int, record: Any, benchmark: str, audio_field: st
     ref = _field(path, where, record, audio_field)
     question = _field(path, where, record, "question")
     choices = record.get("choices")
-    if (not isinstance(choices, list) or len(choices) < 2
-            or not all(isinstance(c, str) and c.strip() for c in choices)):
-        raise ChoiceFormatError(f"{path}: {where}: field 'choices' must be a list of at "
-                                f"least 2 non-empty strings, got {choices!r}")
+    if (not isinstance(choices, list) or not all(isinstance(c, str) for c in choices)
+            or sum(1 for c in choices if c.strip()) < 2):
+        raise ChoiceFormatError(f"{path}: {where}: field 'choices' must be a list of strings, "
+                                f"at least 2 of them non-empty, got {choices!r}")
+    blank = [k for k, c in enumerate(choices, 1) if not c.strip()]
+    notes = []
+    if blank:
+        notes.append(f"{EMPTY_CHOICE_NOTE} (choice {', '.join(map(str, blank))} of "
+                     f"{len(choices)})")
     answer = _field(path, where, record, "answer")
     problems = []
     if answer not in choices:
@@ -135,7 +147,8 @@ def _common_row(path: Path, n: int, record: Any, benchmark: str, audio_field: st
     return {
         "item_id": item_id, "benchmark": benchmark, "audio_ref": ref, "audio_path": str(audio),
         "audio_key": audio_key(benchmark, ref), "question": question, "choices": list(choices),
-        "answer": answer, "problem": "; ".join(problems), "raw": dict(record),
+        "answer": answer, "problem": "; ".join(problems), "note": "; ".join(notes),
+        "raw": dict(record),
     }
 
 
@@ -196,12 +209,14 @@ def read_mmau(path: str | Path, audio_root: str | Path, *,
 
 
 def read_mmar(path: str | Path, audio_root: str | Path, *,
-              strict_answers: bool = True) -> pd.DataFrame:
+              strict_answers: bool = False) -> pd.DataFrame:
     """Read ``MMAR-meta.json`` (or ``.jsonl``) into the common table.
 
     Audio is ``audio_root / audio_path`` (upstream reads ``./audio/<id>.wav``). ``modality``
     and ``category`` (the layer) must be values the official script counts; ``task`` is the
-    modality.
+    modality. An answer that is not one of the choices is an item problem (the item is kept
+    and scored by the token rule, as upstream; ``MMAR-meta.json`` at 6249700 has 6 such
+    items), or with ``strict_answers=True`` an error.
     """
     path, root = Path(path), Path(os.path.abspath(audio_root))
     rows = []
@@ -222,11 +237,14 @@ def read_mmar(path: str | Path, audio_root: str | Path, *,
 
 
 def read_benchmark(benchmark: str, path: str | Path, audio_root: str | Path, *,
-                   strict_answers: bool = True) -> pd.DataFrame:
-    """:func:`read_mmau` or :func:`read_mmar` by name."""
+                   strict_answers: bool | None = None) -> pd.DataFrame:
+    """:func:`read_mmau` or :func:`read_mmar` by name (``strict_answers`` None: the
+    reader's default)."""
     readers = {"mmau": read_mmau, "mmar": read_mmar}
     if benchmark not in readers:
         raise ValueError(f"unknown benchmark {benchmark!r} (known: {', '.join(BENCHMARKS)})")
+    if strict_answers is None:
+        return readers[benchmark](path, audio_root)
     return readers[benchmark](path, audio_root, strict_answers=strict_answers)
 
 
@@ -276,8 +294,11 @@ def load_choice_prompts(name_or_path: str = "choice_demo") -> ChoicePrompts:
 
 
 def format_choices(choices: Iterable[str]) -> str:
-    """Options one per line, each after ``- `` (no letters: the matcher reads the text)."""
-    return "\n".join(f"- {choice}" for choice in choices)
+    """Options one per line, each after ``- `` (no letters: the matcher reads the text).
+
+    Empty (or blank) choices are left out: there is nothing to pick (see ``note``).
+    """
+    return "\n".join(f"- {choice}" for choice in choices if choice.strip())
 
 
 def render_question(row: Mapping[str, Any], template: str, caption: str | None = None) -> str:

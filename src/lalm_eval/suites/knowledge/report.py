@@ -15,6 +15,21 @@ from lalm_eval.reports.heatmap import correlation_heatmap, correlation_table
 from lalm_eval.reports.provenance import results_json
 from lalm_eval.reports.tables import format_cell, write_table
 from lalm_eval.suites.knowledge import CASCADE_PREFIX
+from lalm_eval.suites.knowledge.mmau import (
+    MMAR_LAYERS,
+    MMAR_MODALITIES,
+    MMAU_DIFFICULTIES,
+    MMAU_TASKS,
+)
+
+#: display name of each accuracy breakdown (common-table column), per benchmark kind
+BREAKDOWN_LABELS = {
+    "mmau": {"task": "task", "difficulty": "difficulty", "sub_category": "sub-category"},
+    "mmar": {"task": "modality", "category": "layer", "sub_category": "sub-category"},
+}
+#: the order the official scripts print these groups in (others: sorted)
+_GROUP_ORDER = {("mmau", "task"): MMAU_TASKS, ("mmau", "difficulty"): MMAU_DIFFICULTIES,
+                ("mmar", "task"): MMAR_MODALITIES, ("mmar", "category"): MMAR_LAYERS}
 
 
 def _cell(values: pd.Series, digits: int = 1) -> str:
@@ -56,7 +71,8 @@ def mcq_table(accuracy: pd.DataFrame, balance: Mapping[str, Any]) -> pd.DataFram
 
 
 def _choice_rows(accuracy: pd.DataFrame, modes: Sequence[str]) -> pd.DataFrame:
-    frame = accuracy[accuracy["mode"].isin(modes)]
+    frame = accuracy[accuracy["mode"].isin(modes)
+                     & accuracy["breakdown"].isin(["overall", "task"])]
     if frame.empty:
         return pd.DataFrame()
     keys = sorted({(b, f"{v}" if k == "overall" else f"{v}")
@@ -87,13 +103,79 @@ def _choice_rows(accuracy: pd.DataFrame, modes: Sequence[str]) -> pd.DataFrame:
     return table
 
 
+def _system_label(model: str, mode: str) -> str:
+    if mode.startswith(CASCADE_PREFIX):
+        return f"{model} via {mode[len(CASCADE_PREFIX):]}"
+    return f"{model} {mode}"
+
+
+def breakdown_table(accuracy: pd.DataFrame, benchmark: str,
+                    items: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One benchmark's accuracy broken down as its official script does.
+
+    Rows: ``all``, then every group of each breakdown (MMAU: task, difficulty,
+    sub-category; MMAR: modality, layer, sub-category; the kind is read from the
+    breakdowns present: only MMAR has ``category`` rows); columns: ``items`` (questions in
+    the group), then one per system (``<model> via <captioner>`` for cascades, ``<model>
+    audio``): faithful accuracy (%), mean ± std over runs. ``items`` (the benchmark's
+    common table), when given, adds a note counting its items with a ``note`` / ``problem``.
+    """
+    frame = accuracy[(accuracy["benchmark"] == benchmark)
+                     & (accuracy["matcher"] == "faithful") & (accuracy["mode"] != "caption")]
+    if frame.empty:
+        return pd.DataFrame()
+    present = set(frame["breakdown"]) - {"overall"}
+    kind = "mmar" if "category" in present else "mmau"
+    labels = BREAKDOWN_LABELS[kind]
+    systems = sorted({(str(m), str(o)) for m, o in zip(frame["model"], frame["mode"],
+                                                       strict=True)},
+                     key=lambda s: (s[1] == "audio", s[0], s[1]))
+    groups: list[tuple[str, str]] = [("overall", "all")]
+    for column in [c for c in labels if c in present]:
+        values = list(dict.fromkeys(frame.loc[frame["breakdown"] == column, "value"]))
+        order = _GROUP_ORDER.get((kind, column), ())
+        groups += [(column, v) for v in sorted(
+            values, key=lambda v: (order.index(v) if v in order else len(order), str(v)))]
+    rows = {}
+    for column, value in groups:
+        part = frame[(frame["breakdown"] == column) & (frame["value"] == value)]
+        size = (part["n"] + part["n_skipped"]).max()
+        row: dict[str, Any] = {"items": int(size) if len(part) else 0}
+        for model, mode in systems:
+            cell = part[(part["model"] == model) & (part["mode"] == mode)]
+            row[_system_label(model, mode)] = _cell(cell["accuracy"])
+        rows[("overall" if column == "overall" else labels[column], value)] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["breakdown", "group"])
+    breakdowns = ", ".join(labels[c] for c in labels if c in present)
+    notes = [
+        f"Accuracy (%) with the official {kind.upper()} matcher, faithful (items without a "
+        f"prediction skipped, as upstream), by {breakdowns} as the official script breaks "
+        "it down; 'items' = questions in the group. Items without a sub-category are in "
+        "none of its groups."]
+    if items is not None and len(items):
+        noted = int(items["note"].astype(bool).sum()) if "note" in items else 0
+        problems = int(items["problem"].astype(bool).sum()) if "problem" in items else 0
+        notes.append(f"{noted} question(s) with a note (e.g. an empty choice, kept and scored "
+                     f"as upstream) and {problems} with a problem (e.g. audio not found, "
+                     "answer not among the choices); see the benchmark table.")
+    table.attrs["notes"] = notes
+    table.attrs["bold"] = {"axis": "cols",
+                           "columns": [_system_label(m, o) for m, o in systems]}
+    table.attrs["metric"] = "accuracy"
+    return table
+
+
 def build_knowledge_report(*, mcq_accuracy: pd.DataFrame, choice_accuracy: pd.DataFrame,
                            metrics: pd.DataFrame, blocks: Mapping[str, Sequence[str]],
                            balance: Mapping[str, Any], out_dir: str | Path,
                            correlation: Mapping[str, Any], config_slice: Mapping[str, Any],
-                           seeds: Mapping[str, Any], prompt_hashes: Mapping[str, str]
+                           seeds: Mapping[str, Any], prompt_hashes: Mapping[str, str],
+                           benchmarks: Mapping[str, pd.DataFrame] | None = None
                            ) -> dict[str, Path]:
-    """Write the study's three tables, the correlation table and heatmap, results.json."""
+    """Write the study's three tables, one breakdown table per benchmark
+    (``breakdown_<benchmark>``, see :func:`breakdown_table`; ``benchmarks`` maps its name to
+    its common table), the correlation table and heatmap, results.json."""
     out_dir = Path(out_dir)
     tables, figures = out_dir / "tables", out_dir / "figures"
     tables.mkdir(parents=True, exist_ok=True)
@@ -113,6 +195,13 @@ def build_knowledge_report(*, mcq_accuracy: pd.DataFrame, choice_accuracy: pd.Da
         table = _choice_rows(choice_accuracy, modes) if len(choice_accuracy) else pd.DataFrame()
         if len(table):
             paths[name] = write_table(table, tables / name, caption)[1]
+    for benchmark in (sorted(choice_accuracy["benchmark"].unique())
+                      if len(choice_accuracy) else []):
+        table = breakdown_table(choice_accuracy, benchmark, (benchmarks or {}).get(benchmark))
+        if len(table):
+            paths[f"breakdown_{benchmark}"] = write_table(
+                table, tables / f"breakdown_{benchmark}",
+                f"{benchmark}: accuracy by the official breakdowns")[1]
     order = [m for block in blocks.values() for m in block]
     long = pairwise_correlations(metrics[order], min_n=int(correlation["min_n"]),
                                  n_boot=int(correlation["bootstrap"]),
@@ -168,4 +257,5 @@ def report_from_jobs(jobs: Sequence[Mapping[str, Any]], *, mcq_tables: Sequence[
         balance=balance, out_dir=Path(out_dir), correlation=correlation,
         config_slice={"suite": dict(suite_config), "models": dict(models)},
         seeds={"global": seed, "runs": suite_config["runs"]}, prompt_hashes=hashes,
+        benchmarks=tables,
     )
