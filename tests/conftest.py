@@ -58,7 +58,7 @@ def tiny_corpus(tmp_path: Path) -> dict[str, Path]:
         speech_rows.append(
             {"source_id": f"s{i}", "path": f"speech/s{i}.wav", "start_s": "", "end_s": "",
              "transcript": f"utterance number {i}", "speaker": f"spk{i % 2}",
-             "origin": "test", "licence": "CC0-1.0", "sha256": ""}
+             "origin": f"test=1:speech/s{i}.wav", "licence": "CC0-1.0", "sha256": ""}
         )
     bg_rows = []
     for j, scene in enumerate(["park", "street", "home"]):
@@ -67,7 +67,7 @@ def tiny_corpus(tmp_path: Path) -> dict[str, Path]:
         events = [{"label": "dog", "onset": 0.5, "offset": 1.2}]
         bg_rows.append(
             {"source_id": f"b{j}", "path": f"bg/b{j}.wav", "start_s": "", "end_s": "",
-             "scene": scene, "events": json.dumps(events), "origin": "test",
+             "scene": scene, "events": json.dumps(events), "origin": f"test=1:bg/b{j}.wav",
              "licence": "CC0-1.0", "sha256": ""}
         )
     pd.DataFrame(speech_rows).to_csv(root / "speech.csv", index=False)

@@ -502,13 +502,14 @@ def test_validate_background_errors(over: dict[str, object], column: str, messag
     with pytest.raises(ValueError) as info:
         validate_background_table(df, "bg.csv")
     text = str(info.value)
-    assert text.startswith("bg.csv: row 1 ")
+    assert text.startswith("bg.csv: row 2 ")  # rows count from 1 under the header
     assert f"source_id={sid!r}" in text and f"column {column!r}" in text and message in text
 
 
 def test_validate_speech_errors() -> None:
     validate_speech_table(pd.DataFrame([_speech_row()]), "speech.csv")
-    with pytest.raises(ValueError, match=r"row 1 \(source_id='s1'\), column 'source_id'.*dup"):
+    duplicate = r"row 2 \(source_id='s1'\), column 'source_id': duplicate of row 1"
+    with pytest.raises(ValueError, match=duplicate):
         validate_speech_table(pd.DataFrame([_speech_row(), _speech_row()]), "speech.csv")
     with pytest.raises(ValueError, match="column 'transcript'"):
         validate_speech_table(pd.DataFrame([_speech_row(transcript=" ")]), "speech.csv")
@@ -537,7 +538,7 @@ def test_write_read_round_trip(tmp_path: Path, vctk_root: Path, maestro_root: Pa
     assert bg_path.read_bytes() == first  # stable bytes after a round trip
     bad = tmp_path / "bad.csv"
     bad.write_text(",".join(SPEECH_COLUMNS) + "\nbad id,a.wav,,,hi,p,demo=1:a,CC0-1.0,\n")
-    with pytest.raises(ValueError, match="bad.csv: row 0"):
+    with pytest.raises(ValueError, match="bad.csv: row 1 "):
         read_table(bad)
     assert read_table(bad, validate=False)["source_id"].tolist() == ["bad id"]
     with pytest.raises(ValueError, match="column 'events'"):

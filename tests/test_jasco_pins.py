@@ -113,9 +113,9 @@ def test_judge_inputs_hold_the_orientation_prompt_when_the_second_call_is_on(
     config = load_config(REPO / "config" / "demo.yaml")
     settings = {**config["suites"]["jasco"], "orientation_call": orientation_call}
     suite = build_suite("jasco", settings, Plan(config, "res", "out"))
-    inputs = suite.judge_inputs("cascade", 0)
+    inputs = suite.judge_inputs("cascade_smollm2", 0)
     expected = {"item_table": "out/jasco/items.csv", "protocol": "out/jasco/protocol.json",
-                "answers": "out/jasco/predictions/cascade/open/all/run0.jsonl"}
+                "answers": "out/jasco/predictions/cascade_smollm2/open/all/run0.jsonl"}
     if orientation_call:
         expected["orientation_prompt"] = str(prompt_set_path("jasco_orientation"))
         assert Path(expected["orientation_prompt"]).name == "jasco_orientation.yaml"
@@ -125,13 +125,13 @@ def test_judge_inputs_hold_the_orientation_prompt_when_the_second_call_is_on(
 
 def _judge_rule_inputs(work: Path, config: Path) -> list[str]:
     """The input line of the demo judge job in a dry run of the real workflow."""
-    target = "results/demo/jasco/judgements/smollm2_judge/cascade/run0.jsonl"
+    target = "results/demo/jasco/judgements/qwen05_judge/cascade_smollm2/run0.jsonl"
     run = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
          "--configfile", str(config), "-n", "--cores", "1", target],
         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
-    job = re.search(r"rule judge_smollm2_judge:\n\s+input: (.*)\n", run.stdout + run.stderr)
+    job = re.search(r"rule judge_qwen05_judge:\n\s+input: (.*)\n", run.stdout + run.stderr)
     assert job, (run.stdout + run.stderr)[-2000:]
     return job.group(1).split(", ")
 
@@ -141,7 +141,7 @@ def test_judge_rule_depends_on_the_orientation_prompt_when_it_is_used(tmp_path: 
     prompt = str(prompt_set_path("jasco_orientation"))
     on = _judge_rule_inputs(tmp_path / "on", REPO / "config" / "demo.yaml")
     assert prompt in on
-    assert "results/demo/jasco/predictions/cascade/open/all/run0.jsonl" in on
+    assert "results/demo/jasco/predictions/cascade_smollm2/open/all/run0.jsonl" in on
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text(encoding="utf-8"))
     config["suites"]["jasco"]["orientation_call"] = False
     off_config = tmp_path / "off.yaml"

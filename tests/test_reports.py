@@ -295,3 +295,23 @@ def test_report_of_asr_only_systems_keeps_its_figure_set(scores: pd.DataFrame,
     for name in ("asr_wer", "asc_macc", "at_map"):
         assert (figures / f"{name}.png").stat().st_size > 0
     assert "No mACC" in (figures / "asc_macc.svg").read_text()
+
+
+def test_a_cell_with_failed_items_is_marked_and_counted(scores: pd.DataFrame,
+                                                         tmp_path: Path) -> None:
+    """An unreadable mixture leaves items unanswered: the cell says so (mark + count)."""
+    failed = scores.copy()
+    hit = ((failed["model"] == "m_a") & (failed["mode"] == "independent")
+           & (failed["split"] == "snr0") & (failed["metric"] == "wer") & (failed["run"] == 1))
+    failed.loc[hit, "n_failed"] = 3
+    table = tables.table1(failed)
+    cell = table.loc[("m_a/independent", "asr", "wer"), "snr0"]
+    assert cell.endswith(f" {tables.FAILED}")
+    assert table.loc[("m_a/independent", "asr", "wer"), "avg"].endswith(tables.FAILED)
+    assert not table.loc[("m_b/independent", "asr", "wer"), "snr0"].endswith(tables.FAILED)
+    assert tables.cell_value(cell) == pytest.approx(17.0)  # still a number for bolding
+    note = next(n for n in table.attrs["notes"] if n.startswith(tables.FAILED))
+    assert "m_a/independent ASR 0 dB: 3 of 60" in note
+    _, md, _ = tables.write_table(table, tmp_path / "t1", "Table 1")
+    assert "3 of 60" in md.read_text()
+    assert not any(c.endswith(tables.FAILED) for c in tables.table1(scores).to_numpy().ravel())

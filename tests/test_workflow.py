@@ -47,6 +47,18 @@ def test_workflow_builds_every_split_then_has_nothing_to_do(tables_config, tmp_p
     assert plan.returncode == 0, plan.stderr[-2000:]
     jobs = set(re.findall(r"^(\w+)\s+\d+$", plan.stdout + plan.stderr, re.M)) - {"total"}
     assert jobs == {"score", "score_ground_truth", "sseu_report", "run_info", "all"}, jobs
+    # a killed or failed `-R infer_...` job leaves its predictions deleted (Snakemake removes
+    # the output of a failed job): the next plain run must rebuild them and what uses them
+    before = (report / "tables" / "table1.md").stat().st_mtime_ns
+    (predictions / "snr+5" / "run0.jsonl").unlink()
+    plan = _snakemake(work, "--configfile", str(tables_config), "-n", "--quiet", "rules")
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    jobs = set(re.findall(r"^(\w+)\s+\d+$", plan.stdout + plan.stderr, re.M)) - {"total"}
+    assert {"infer_whisper_tiny_en", "score", "sseu_report", "all"} <= jobs, jobs
+    rebuilt = _snakemake(work, "--configfile", str(tables_config))
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    assert (predictions / "snr+5" / "run0.jsonl").exists()
+    assert (report / "tables" / "table1.md").stat().st_mtime_ns > before
 
     # -R infer_<model>: that model's jobs and what depends on them, nothing else
     downstream = {"infer_whisper_tiny_en", "inference_summary", "score", "sseu_report",

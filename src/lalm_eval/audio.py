@@ -46,6 +46,49 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return soxr.resample(samples, from_rate, to_rate, quality="VHQ").astype(np.float32, copy=False)
 
 
+#: data-chunk sizes from this one up mean "length unknown": writers that cannot seek back
+#: put a placeholder there (0xFFFFFFFF, sox's 0x7FFFF000; RF64 files are not RIFF anyway)
+_UNKNOWN_DATA_SIZE = 0x7FFFF000
+
+
+def wav_frames(path: str | Path) -> tuple[int, int] | None:
+    """(frames the header of a RIFF/WAVE file declares, frames the file holds), from the
+    ``fmt `` and ``data`` chunk headers; None for other files and for headers that give no
+    length. libsndfile reports the frames present, so a truncated file is only seen here."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align, pos = 0, 12
+        while pos + 8 <= size:
+            handle.seek(pos)
+            chunk = handle.read(8)
+            chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], "little")
+            if chunk_id == b"fmt ":
+                fmt = handle.read(min(chunk_size, 16))
+                block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
+            elif chunk_id == b"data":
+                if block_align <= 0 or chunk_size == 0 or chunk_size >= _UNKNOWN_DATA_SIZE:
+                    return None
+                held = min(chunk_size, size - pos - 8)
+                return chunk_size // block_align, held // block_align
+            pos += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
+def _check_complete(path: Path) -> None:
+    """AudioError when ``path`` is a WAV file holding fewer frames than its header says."""
+    try:
+        frames = wav_frames(path)
+    except OSError as exc:
+        raise AudioError(f"{path}: unreadable audio file ({exc.strerror})") from exc
+    if frames is not None and frames[1] < frames[0]:
+        raise AudioError(
+            f"{path}: truncated WAV: header says {frames[0]} frames, file holds {frames[1]}")
+
+
 def load_audio(
     path: str | Path,
     target_rate: int,
@@ -55,14 +98,17 @@ def load_audio(
     """Read ``path`` (optionally a [start_s, end_s) segment) as mono float32 at ``target_rate``.
 
     Stereo/multichannel input is averaged to mono and any sample rate is resampled with
-    soxr. Unreadable, empty, non-finite or out-of-range segments raise :class:`AudioError`
-    naming the file.
+    soxr. Missing, unreadable, truncated (a WAV holding fewer frames than its header says),
+    empty, non-finite or out-of-range segments raise :class:`AudioError` naming the file.
     """
     path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"audio file not found: {path}")
     try:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile raises several types; all mean "unreadable"
         raise AudioError(f"{path}: unreadable audio file ({exc})") from exc
+    _check_complete(path)
     rate = int(info.samplerate)
     if rate <= 0:
         raise AudioError(f"{path}: invalid sample rate {rate}")

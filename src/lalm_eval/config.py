@@ -88,12 +88,15 @@ def _first_error(errors: list[jsonschema.ValidationError]) -> jsonschema.Validat
                                       e.validator == "additionalProperties"))
 
 
-def validate_config(config: dict[str, Any], schema: dict | None = None) -> dict[str, Any]:
+def validate_config(config: dict[str, Any], schema: dict | None = None, *,
+                    check_tables: bool = True) -> dict[str, Any]:
     """Validate ``config`` in place, filling defaults; raise ConfigError on the first problem.
 
     The top level is checked against the packaged schema, each suite instance against its
     kind's schema (``suites.<name>.kind``; plug-in modules in ``plugins`` are imported
     first), then references the schemas cannot express (a suite naming an unknown corpus).
+    With ``check_tables`` the source tables of ``kind: tables`` corpora are checked against
+    the contract too (:func:`check_table_corpora`; relative paths from the working folder).
     """
     from lalm_eval.suites import UnknownSuiteKind, get_kind, load_plugins
 
@@ -116,7 +119,33 @@ def validate_config(config: dict[str, Any], schema: dict | None = None) -> dict[
         if errors:
             raise ConfigError(f"config error: {_describe(_first_error(errors), f'suites.{name}')}")
     _check_references(config)
+    if check_tables:
+        check_table_corpora(config)
     return config
+
+
+def check_table_corpora(config: dict[str, Any]) -> None:
+    """The source tables of every ``kind: tables`` corpus must exist and follow the contract
+    (docs/architecture.md): columns, cell types, required cells, audio files present. One
+    line naming the corpus, the file, the row and the column. Reads each table once and
+    stats each audio file (about a second for 40,000 rows); the file hashes are checked
+    when the sources are prepared (:mod:`lalm_eval.source_store`)."""
+    from lalm_eval.corpora.tables import check_table_file
+
+    for name, corpus in config.get("corpora", {}).items():
+        if corpus.get("kind") != "tables":
+            continue
+        for role in ("speech", "background"):
+            path = corpus.get(role)
+            if path is None:
+                continue
+            try:
+                check_table_file(path, role)
+            except FileNotFoundError:
+                raise ConfigError(f"config error: corpora.{name}.{role}: {path}: no such file"
+                                  ) from None
+            except ValueError as exc:
+                raise ConfigError(f"config error: corpora.{name}.{role} table {exc}") from None
 
 
 def _coerce_command_line_numbers(config: dict[str, Any]) -> None:
@@ -243,6 +272,10 @@ def require_known(name: Any, known: dict[str, Any], what: str, section: str) -> 
     """ConfigError (one line, with a suggestion) when ``name`` is not a key of ``known``."""
     if name in known:
         return
+    if not known:
+        block = (f"the config has no '{section}:' block (or it is empty)"
+                 if section.isidentifier() else f"nothing is configured under {section}")
+        raise ConfigError(f"config error: {what} '{name}', but {block}")
     hint = difflib.get_close_matches(str(name), list(known), n=1)
     maybe = f"; did you mean '{hint[0]}'?" if hint else ""
     raise ConfigError(
@@ -255,9 +288,19 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict[str, An
     """Read a YAML config, apply shallow ``overrides``, validate and fill defaults."""
     path = Path(path)
     try:
-        config = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config error: {path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"config error: {path}: cannot read ({exc.strerror})") from None
+    try:
+        config = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config error: {path} is not valid YAML ({exc})") from exc
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"config error: {path} is not valid YAML ({detail})") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"config error: {path}: the top level must be a mapping of keys, "
+                          f"not {type(config).__name__}")
     if overrides:
         config.update(overrides)
     return validate_config(config)

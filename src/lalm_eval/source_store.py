@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lalm_eval.audio import AudioError, load_audio, power
+from lalm_eval.hashing import file_sha256
 from lalm_eval.loudness import LoudnessError, normalise_loudness
 from lalm_eval.parallel import ordered_map
 
@@ -67,6 +68,30 @@ def _segment_bound(value: str) -> float | None:
     return float(value) if value not in ("", None) else None
 
 
+_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def _file_sha256(path: str) -> str:
+    """sha256 of a file, memoised per path, size and mtime within the process (segment rows
+    of one long recording hash it once)."""
+    stat = os.stat(path)
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA_MEMO:
+        _SHA_MEMO[key] = file_sha256(path)
+    return _SHA_MEMO[key]
+
+
+def _check_sha256(row: dict) -> None:
+    """AudioError when the row gives a sha256 and the file's bytes do not match it."""
+    expected = str(row.get("sha256") or "").strip()
+    if not expected:
+        return
+    actual = _file_sha256(row["path"])
+    if actual != expected:
+        raise AudioError(f"{row['path']}: sha256 mismatch (table says {expected}, "
+                         f"file has {actual})")
+
+
 def _prepare_one(args: tuple[dict, PrepareSettings]) -> tuple[dict, np.ndarray | None, str]:
     """Load, check and normalise one source row. Returns (row, samples or None, error)."""
     row, settings = args
@@ -78,6 +103,7 @@ def _prepare_one(args: tuple[dict, PrepareSettings]) -> tuple[dict, np.ndarray |
             _segment_bound(row.get("start_s", "")),
             _segment_bound(row.get("end_s", "")),
         )
+        _check_sha256(row)
         if audio.duration_s < settings.min_duration_s:
             raise AudioError(
                 f"{where}: too short ({audio.duration_s:.3f} s < {settings.min_duration_s} s)"
@@ -114,8 +140,9 @@ def prepare_sources(
 ) -> PrepareSummary:
     """Prepare every row of ``table_paths`` into the store at ``out_prefix``.
 
-    Bad items (unreadable, empty, NaN, silent, too short) are written to the rejected table
-    with a reason naming the file; with ``on_bad='fail'`` the first one raises instead.
+    Bad items (missing, unreadable, truncated, not matching their ``sha256``, empty, NaN,
+    silent, too short) are written to the rejected table with a reason naming the file;
+    with ``on_bad='fail'`` the first one raises instead.
     """
     if on_bad not in ("skip", "fail"):
         raise ValueError(f"on_bad must be 'skip' or 'fail', not {on_bad!r}")

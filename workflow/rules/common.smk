@@ -10,8 +10,10 @@ from lalm_eval.job_resources import job_resources
 from lalm_eval.suites import Plan, build_suite, job_params
 from lalm_eval.suites.base import split_pattern as alternation
 
+# the source tables of `kind: tables` corpora are checked once, by the main process (not
+# again by every cluster job that parses this file)
 try:
-    validate_config(config)
+    validate_config(config, check_tables=workflow.is_main_process)
 except ConfigError as error:
     sys.exit(str(error))
 
@@ -94,7 +96,9 @@ def suite_params(wildcards):
 
 
 def all_targets():
+    """The default target's inputs: each suite's targets and the intermediate files its
+    reports are built from (so a deleted one is rebuilt with what depends on it)."""
     targets = [f"{OUT}/report/run_info.html"]
     for s in SUITES.values():
-        targets += s.targets()
-    return targets
+        targets += s.targets() + s.intermediate_files()
+    return list(dict.fromkeys(targets))

@@ -15,7 +15,7 @@ for _model in MODELS_IN_USE:
             predictions=f"{OUT}/{{suite}}/predictions/{_model}/{{mode}}/{{split}}/run{{run}}.jsonl",
         params:
             suite=suite_params,
-            job=lambda w: SUITES[w.suite].inference_params(),
+            job=lambda w, _m=_model: SUITES[w.suite].inference_params(_m, w.mode, w.split),
             model=_model,
             models=model_closure(_model),
             seed=config["seed"],

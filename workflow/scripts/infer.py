@@ -1,5 +1,5 @@
 """Run (or resume) one inference job: one model on one split of one suite, in one mode."""
-from lalm_eval.logs import log_to
+from lalm_eval.logs import log_to, notice_failures
 from lalm_eval.suites import suite_from_params
 from lalm_eval.suites.base import InferenceJob
 
@@ -12,3 +12,6 @@ with log_to(sm.log[0]) as log:
         cache_path=sm.params.cache, out_path=sm.output.predictions,
         inputs=dict(sm.input.items()), params=sm.params.job, threads=sm.threads))
     log.info("done: %s", summary)
+    notice_failures(f"{sm.params.model} on {suite.name} {sm.wildcards.mode} "
+                    f"{sm.wildcards.split} run{sm.wildcards.run}", summary.n_errors,
+                    summary.n_items, sm.output.predictions, summary.errors)

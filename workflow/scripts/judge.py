@@ -1,5 +1,5 @@
 """Rate one system's JASCO answers (one run) with one judge model."""
-from lalm_eval.logs import log_to
+from lalm_eval.logs import log_to, notice_failures
 from lalm_eval.suites.jasco.data import run_judge_job
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
@@ -12,3 +12,6 @@ with log_to(sm.log[0]) as log:
         orientation_call=sm.params.orientation_call, threads=sm.threads,
     )
     log.info("done: %s", summary)
+    lost = {k: v for k, v in summary["statuses"].items() if k != "judged"}
+    notice_failures(f"judge {sm.params.judge} on {sm.wildcards.model} run{sm.wildcards.run}",
+                    sum(lost.values()), summary["items"], sm.output.judgements, lost)

@@ -1,5 +1,5 @@
 """Resample and loudness-normalise every source of one (suite, role) once."""
-from lalm_eval.logs import log_to
+from lalm_eval.logs import log_to, notice
 from lalm_eval.source_store import PrepareSettings, prepare_sources
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
@@ -14,3 +14,6 @@ with log_to(sm.log[0]) as log:
     summary = prepare_sources(sm.input.tables, prefix, settings, threads=sm.threads,
                               on_bad=sm.params.loudness["on_bad_source"])
     log.info("prepared %s %s: %s", sm.wildcards.suite, role, summary)
+    if summary.n_rejected:
+        notice(f"{sm.wildcards.suite} {role}: {summary.n_rejected} source file(s) rejected, "
+               f"listed with the reason in {prefix}.rejected.csv")

@@ -136,8 +136,10 @@ def _is_empty(value: Any) -> bool:
 
 
 def _fail(where: str, row: int, source_id: Any, column: str, problem: str) -> ValueError:
-    """A ValueError naming the table, the row, its source_id and the column."""
-    return ValueError(f"{where}: row {row} (source_id={source_id!r}), column {column!r}: {problem}")
+    """A ValueError naming the table, the row (``row`` is 0-based; the message counts from 1,
+    the first row under the header), its source_id and the column."""
+    return ValueError(
+        f"{where}: row {row + 1} (source_id={source_id!r}), column {column!r}: {problem}")
 
 
 def _as_number(value: Any) -> float | None:
@@ -163,7 +165,7 @@ def _check_common(df: pd.DataFrame, where: str, columns: tuple[str, ...]) -> Non
         if _is_empty(sid) or not ID_PATTERN.match(str(sid)):
             raise _fail(where, i, sid, "source_id", "must match [A-Za-z0-9_.-]+")
         if str(sid) in seen:
-            raise _fail(where, i, sid, "source_id", f"duplicate of row {seen[str(sid)]}")
+            raise _fail(where, i, sid, "source_id", f"duplicate of row {seen[str(sid)] + 1}")
         seen[str(sid)] = i
         for col in ("path", "origin", "licence"):
             if _is_empty(rec[col]):
@@ -278,21 +280,72 @@ def write_table(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def _read_text_table(path: Path) -> pd.DataFrame:
+    """Every cell of a CSV table as text; ValueError (one line, naming the file) when the
+    file is not a readable CSV table."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ValueError(f"{path}: not a readable CSV table ({detail})") from None
+
+
+def validate_table(df: pd.DataFrame, where: str, role: str) -> None:
+    """Check a ``role`` ("speech" or "background") table against the contract."""
+    if role == "background":
+        validate_background_table(df, where)
+    elif role == "speech":
+        validate_speech_table(df, where)
+    else:
+        raise ValueError(f"unknown source-table role {role!r} (speech, background)")
+
+
 def read_table(path: Path, *, validate: bool = True) -> pd.DataFrame:
-    """Read a source table written by :func:`write_table` (all text, times as floats)."""
+    """Read a source table written by :func:`write_table` (all text, times as floats).
+
+    Validation runs on the text cells, so a time that is not a number is named by row and
+    column rather than failing the float conversion."""
     path = Path(path)
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    df = _read_text_table(path)
+    if validate:
+        validate_table(df, str(path), table_kind(df))
     for column in FLOAT_COLUMNS:
         if column in df.columns:
             df[column] = pd.to_numeric(df[column].replace("", None), errors="raise").astype(
                 "float64"
             )
-    if validate:
-        if table_kind(df) == "background":
-            validate_background_table(df, str(path))
-        else:
-            validate_speech_table(df, str(path))
     return df
+
+
+def audio_path(table_path: str | Path, cell: str) -> Path:
+    """A row's ``path`` cell resolved against its table's folder (absolute paths kept)."""
+    path = Path(cell)
+    return path if path.is_absolute() else Path(table_path).parent / path
+
+
+def check_table_file(path: str | Path, role: str, *, check_audio: bool = True) -> int:
+    """Check a source table file before any job reads it; return its number of rows.
+
+    Checked: the file is a CSV table with at least one row, the contract's columns for
+    ``role``, every cell's type and required cells (:func:`validate_table`) and, with
+    ``check_audio``, that every row's audio file exists (sha256 values are checked against
+    the files when the sources are prepared, :mod:`lalm_eval.source_store`). Raises
+    ``FileNotFoundError`` for a missing table and ``ValueError`` naming the file, the row
+    and the column otherwise.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    df = _read_text_table(path)
+    if df.empty:
+        raise ValueError(f"{path}: the table has no rows")
+    validate_table(df, str(path), role)
+    if check_audio:
+        for i, (sid, cell) in enumerate(zip(df["source_id"], df["path"], strict=True)):
+            audio = audio_path(path, cell)
+            if not audio.is_file():
+                raise _fail(str(path), i, sid, "path", f"audio file not found: {audio}")
+    return len(df)
 
 
 def new_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:

@@ -44,9 +44,11 @@ TASK_LABELS: dict[str, str] = {"asr": "ASR", "asc": "ASC", "at": "AT"}
 MISSING = "–"
 AVG = "avg"
 PARTIAL = "†"
+#: mark of a cell whose score includes failed items (no usable answer, scored as wrong)
+FAILED = "*"
 
 _REQUIRED = ("suite", "model", "mode", "split", "run", "task", "metric", "value")
-_NUMBER_CELL = re.compile(r"^(?P<mean>[+-]?\d+(?:\.\d+)?)(?: ± \d+(?:\.\d+)?)?$")
+_NUMBER_CELL = re.compile(r"^(?P<mean>[+-]?\d+(?:\.\d+)?)(?: ± \d+(?:\.\d+)?)?(?: \*)?$")
 _TEX_MAP = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
@@ -141,7 +143,7 @@ def _prepare(scores: pd.DataFrame, suite: str | None) -> tuple[pd.DataFrame, lis
     missing = [c for c in _REQUIRED if c not in scores.columns]
     if missing:
         raise ValueError(f"score rows lack column(s): {', '.join(missing)}")
-    columns = list(_REQUIRED) + (["n_items"] if "n_items" in scores.columns else [])
+    columns = list(_REQUIRED) + [c for c in ("n_items", "n_failed") if c in scores.columns]
     df = scores.loc[:, columns].copy()
     for column in ("suite", "model", "mode", "split", "task", "metric"):
         df[column] = df[column].astype(str)
@@ -169,12 +171,18 @@ def _summarise(df: pd.DataFrame) -> pd.DataFrame:
     ``covers``); its std is over the per-run averages of runs that have all those splits.
     """
     keys = ["model", "mode", "task", "metric"]
-    columns = keys + ["split", "mean", "std", "n_runs", "covers"]
+    columns = keys + ["split", "mean", "std", "n_runs", "covers", "n_failed", "n_items"]
     if df.empty:
         return pd.DataFrame(columns=columns)
+    df = df.assign(
+        n_failed=pd.to_numeric(df["n_failed"], errors="coerce").fillna(0)
+        if "n_failed" in df else 0,
+        n_items=pd.to_numeric(df["n_items"], errors="coerce").fillna(0)
+        if "n_items" in df else 0)
     per_split = (
-        df.groupby(keys + ["split"], sort=True)["value"]
-        .agg(mean="mean", std="std", n_runs="count")
+        df.groupby(keys + ["split"], sort=True)
+        .agg(mean=("value", "mean"), std=("value", "std"), n_runs=("value", "count"),
+             n_failed=("n_failed", "sum"), n_items=("n_items", "sum"))
         .reset_index()
     )
     per_split["covers"] = per_split["split"]
@@ -189,6 +197,8 @@ def _summarise(df: pd.DataFrame) -> pd.DataFrame:
             "std": float(per_run.std()) if len(per_run) >= 2 else math.nan,
             "n_runs": len(per_run),
             "covers": "|".join(order_splits(wide.columns)),
+            "n_failed": float(group["n_failed"].sum()),
+            "n_items": float(group["n_items"].sum()),
         })
     return pd.concat([per_split, pd.DataFrame(averages)], ignore_index=True)[columns]
 
@@ -235,23 +245,44 @@ def _mark_partial(stats: pd.DataFrame, group: Sequence[str]) -> pd.DataFrame:
     return stats
 
 
-def _cells(stats: pd.DataFrame, digits: int) -> list[str]:
+def _cells(stats: pd.DataFrame, digits: int, mark_failed: bool = True) -> list[str]:
     out = []
-    for mean, std, partial in zip(stats["mean"], stats["std"], stats.get(
-            "partial", [False] * len(stats)), strict=True):
+    failed = (stats["n_failed"] if mark_failed and "n_failed" in stats
+              else pd.Series(0, index=stats.index))
+    for mean, std, partial, n_failed in zip(
+            stats["mean"], stats["std"], stats.get("partial", [False] * len(stats)), failed,
+            strict=True):
         text = format_cell(mean, std, digits)
+        if text != MISSING and n_failed > 0:
+            text = f"{text} {FAILED}"
         out.append(f"{text} {PARTIAL}" if partial and text != MISSING else text)
     return out
 
 
+def _failed_note(stats: pd.DataFrame, label: str = "system") -> str | None:
+    """Which cells include failed items, with counts (failed of items, over runs)."""
+    if "n_failed" not in stats:
+        return None
+    rows = stats[(stats["n_failed"] > 0) & (stats["split"] != AVG)]
+    if rows.empty:
+        return None
+    listed = [f"{r.model}/{r.mode} {TASK_LABELS.get(r.task, r.task)} "
+              f"{split_label(r.split)} dB: {int(r.n_failed)} of {int(r.n_items)}"
+              for r in rows.itertuples()]
+    more = f" and {len(listed) - 8} more cells" if len(listed) > 8 else ""
+    return (f"{FAILED}: the score includes failed items (no usable answer: scored as wrong, "
+            f"an unanswered ASR item as all deletions; see scores/ and the per-item files): "
+            + "; ".join(listed[:8]) + more + ".")
+
+
 def _grid(stats: pd.DataFrame, levels: Sequence[str], columns: Sequence[str],
-          column_field: str, digits: int) -> pd.DataFrame:
+          column_field: str, digits: int, mark_failed: bool = True) -> pd.DataFrame:
     """Display table: index ``levels``, one column per value of ``column_field``."""
-    stats = stats.assign(cell=_cells(stats, digits))
+    stats = stats.assign(cell=_cells(stats, digits, mark_failed))
     wide = stats.pivot(index=list(levels), columns=column_field, values="cell")
     wide = wide.reindex(index=_sorted_index(stats, levels), columns=list(columns))
     wide.columns.name = None
-    return wide.fillna(MISSING).astype(object)
+    return wide.astype(object).fillna(MISSING)
 
 
 def _with_system(stats: pd.DataFrame) -> pd.DataFrame:
@@ -312,12 +343,15 @@ def table1(scores: pd.DataFrame, *, suite: str | None = None,
     df, splits = _prepare(scores, suite)
     stats = _mark_partial(_with_system(_select(_summarise(df), metrics)), ["task", "metric"])
     table = _grid(stats, ["system", "task", "metric"], splits + [AVG], "split", digits)
+    items = _items_note(_select(df, metrics))
     table.attrs = {
         "bold": {"axis": "rows", "group": ["task", "metric"], "columns": splits + [AVG]},
         "notes": [
             _runs_note(stats),
             _avg_note(stats),
             _MISSING_NOTE,
+            *([items] if items else []),
+            *([failed] if (failed := _failed_note(stats)) else []),
             f"Bold: best system per column and task ({_direction_note(stats)}).",
         ],
     }
@@ -329,6 +363,8 @@ def _compare(scores: pd.DataFrame, modes: Sequence[str], deltas: Sequence[tuple[
              digits: int, models_with: str | None = None) -> pd.DataFrame:
     """Modes side by side per model and task (shared by Table 2 and the CoT table)."""
     df, splits = _prepare(scores, suite)
+    if not per_snr:
+        df = _common_splits(df, modes)
     stats = _select(_summarise(df), metrics)
     if models_with is not None:
         stats = stats[stats["model"].isin(stats.loc[stats["mode"] == models_with, "model"])]
@@ -337,7 +373,8 @@ def _compare(scores: pd.DataFrame, modes: Sequence[str], deltas: Sequence[tuple[
         raise ValueError(f"no score rows for modes {', '.join(modes)}")
     group = ["model", "task", "metric"]
     stats = _mark_partial(stats, group)
-    notes = [_runs_note(stats), _avg_note(stats)]
+    notes = [_runs_note(stats), _avg_note(stats),
+             *([failed] if (failed := _failed_note(stats)) else [])]
     if per_snr:
         table = _grid(stats, group + ["mode"], splits + [AVG], "split", digits)
         bold = {"axis": "rows", "group": group, "columns": splits + [AVG]}
@@ -356,12 +393,36 @@ def _compare(scores: pd.DataFrame, modes: Sequence[str], deltas: Sequence[tuple[
                 for i in table.index
             ]
         bold = {"axis": "cols", "columns": list(modes)}
-        notes += ["Cells are averages over SNR conditions (avg). Δ a−b: difference of the "
-                  "mean averages (negative is better for WER, positive for mACC and mAP).",
+        notes += ["Cells are averages over the SNR conditions that every compared mode of "
+                  "the model ran (avg). Δ a−b: difference of the mean averages (negative is "
+                  "better for WER, positive for mACC and mAP).",
                   f"{MISSING}: mode not evaluated.",
                   f"Bold: best mode per row ({_direction_note(stats)})."]
     table.attrs = {"bold": bold, "notes": notes}
     return table
+
+
+def _common_splits(df: pd.DataFrame, modes: Sequence[str]) -> pd.DataFrame:
+    """Rows of ``modes`` only, per (model, task, metric) at the splits that every one of
+    those modes the model ran has: averages of different modes then cover the same SNRs."""
+    df = df[df["mode"].isin(modes)]
+    keep = pd.Series(True, index=df.index)
+    for _, group in df.groupby(["model", "task", "metric"], sort=False):
+        common = set.intersection(*(set(g["split"]) for _, g in group.groupby("mode")))
+        keep[group.index] = group["split"].isin(common)
+    return df[keep]
+
+
+def _items_note(stats_rows: pd.DataFrame) -> str | None:
+    """"Items per cell" when systems were run on different numbers of clips."""
+    if "n_items" not in stats_rows or stats_rows.empty:
+        return None
+    counts = (stats_rows.assign(n=pd.to_numeric(stats_rows["n_items"], errors="coerce"))
+              .groupby(["model", "mode"])["n"].max().dropna().astype(int))
+    if counts.nunique() <= 1:
+        return None
+    listed = ", ".join(f"{model}/{mode} {n}" for (model, mode), n in counts.items())
+    return f"Items per cell (largest over SNRs and tasks): {listed}."
 
 
 def table2_independent_vs_joint(scores: pd.DataFrame, *, suite: str | None = None,
@@ -408,7 +469,7 @@ def format_compliance_table(scores: pd.DataFrame, *, suite: str | None = None,
         df = df.assign(value=df["weighted"] / df["weight"], task="all")
     levels = ["model", "mode"] + (["task"] if by_task else [])
     stats = _mark_partial(_summarise(df), ["task"])
-    table = _grid(stats, levels, splits + [AVG], "split", digits)
+    table = _grid(stats, levels, splits + [AVG], "split", digits, mark_failed=False)
     pooled = "" if by_task else " Tasks pooled per run, weighted by item count."
     table.attrs = {
         "metric": "format_compliance",

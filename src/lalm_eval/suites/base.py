@@ -211,8 +211,8 @@ class Suite:
         """Named input files of one inference job (a change to any reruns it)."""
         return {}
 
-    def inference_params(self) -> dict[str, Any]:
-        """Settings an inference job script needs (JSON-able)."""
+    def inference_params(self, model: str, mode: str, split: str) -> dict[str, Any]:
+        """Settings one inference job's script needs (JSON-able)."""
         return {}
 
     def score_jobs(self) -> list[ScoreJob]:
@@ -250,6 +250,13 @@ class Suite:
         if self.generic_report and (self.score_jobs() or self.prediction_jobs()):
             targets.append(f"{self.out}/report/results.json")
         return targets
+
+    def intermediate_files(self) -> list[str]:
+        """Every intermediate output the reports are built from. ``rule all`` asks for these
+        too: Snakemake does not rebuild a missing intermediate file while the files built
+        from it are present, so without them a predictions file deleted by a killed or
+        failed job would leave reports that no longer match their inputs, unnoticed."""
+        return [*self.prediction_files(), *self.score_files()]
 
     # ------------------------------------------------------------------ running
     def required_capability(self, mode: str) -> str | None:

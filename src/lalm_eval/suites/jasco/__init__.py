@@ -93,6 +93,9 @@ class JascoSuite(Suite):
         return [self.judgement_path(judge, model, run) for judge in self.judges
                 for model in self.settings["systems"] for run in range(self.runs)]
 
+    def intermediate_files(self) -> list[str]:
+        return [*super().intermediate_files(), *self.judgement_files()]
+
     def targets(self) -> list[str]:
         if not self.settings["systems"]:
             return []

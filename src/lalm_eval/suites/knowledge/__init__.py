@@ -102,7 +102,7 @@ class KnowledgeSuite(Suite):
                 PredictionJob(captioner, "caption", split, 0))
         return inputs
 
-    def inference_params(self) -> dict[str, Any]:
+    def inference_params(self, model: str, mode: str, split: str) -> dict[str, Any]:
         return {"mcq_prompts": self.settings["mcq_prompts"],
                 "choice_prompts": self.settings["choice_prompts"]}
 
@@ -140,6 +140,11 @@ class KnowledgeSuite(Suite):
         """Every prediction file the report scores, with what it holds (typed, per job)."""
         return [{**asdict(job), "path": self.prediction_path(job)}
                 for job in self.prediction_jobs()]
+
+    def intermediate_files(self) -> list[str]:
+        if not self.settings["systems"]:
+            return []
+        return [*super().intermediate_files(), *self.mcq_tables(), *self.benchmark_tables()]
 
     def targets(self) -> list[str]:
         if not self.settings["systems"]:

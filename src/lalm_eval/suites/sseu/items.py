@@ -27,6 +27,21 @@ def collect_labels(background_index: str | Path) -> dict[str, list[str]]:
     return {"scenes": scenes, "events": events}
 
 
+def clip_subset(manifest: pd.DataFrame, n_clips: int | None) -> pd.DataFrame:
+    """The first ``n_clips`` clips of a split in scene round-robin order (the first clip of
+    each scene, then the second, ...; scenes in order of first appearance), in manifest
+    order. Every split of a suite lists the same clips, so the subset is the same at every
+    SNR. ``None`` (or at least as many as there are) keeps them all."""
+    if n_clips is None or n_clips >= len(manifest):
+        return manifest
+    scenes = manifest["scene"] if "scene" in manifest else pd.Series("", index=manifest.index)
+    rank = scenes.groupby(scenes, sort=False).cumcount()
+    first_seen = {scene: i for i, scene in enumerate(dict.fromkeys(scenes))}
+    order = sorted(range(len(manifest)),
+                   key=lambda i: (int(rank.iloc[i]), first_seen[scenes.iloc[i]]))
+    return manifest.iloc[sorted(order[:n_clips])]
+
+
 def choose_request(task: str, capabilities: Sequence[str]) -> str | None:
     """The adapter task that serves a benchmark task, or None if the model cannot."""
     for request in TASK_REQUESTS.get(task, ("generate",)):
@@ -44,7 +59,7 @@ def build_items(
     model_tasks: Sequence[str] | None = None,
     prompt_overrides: dict[str, str] | None = None,
 ) -> tuple[list[WorkItem], list[str]]:
-    """Work items for every clip x task of ``mode`` that the model can serve.
+    """Work items for every task x clip of ``mode`` that the model can serve, task-major.
 
     Returns (items, skipped task names). Classification requests carry the label set;
     generation requests carry the rendered prompt (with the model's override, if any).
@@ -58,8 +73,10 @@ def build_items(
             skipped.append(step.task)
             continue
         steps.append((step, request))
-    for clip in manifest.itertuples():
-        for step, request in steps:
+    # task by task (every clip's ASR, then every clip's scene, ...): consecutive prompts
+    # of an LLM then share the task's instructions, a prefix llama.cpp evaluates once
+    for step, request in steps:
+        for clip in manifest.itertuples():
             prompt_id, text, system, clip_labels, multi = None, None, None, None, False
             if request == "classify":
                 clip_labels = tuple(labels["scenes"] if step.task == "asc" else labels["events"])

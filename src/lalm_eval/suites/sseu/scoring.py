@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from lalm_eval.answers.fields import parse_answer
+from lalm_eval.jsonl import read_jsonl
 from lalm_eval.metrics import scores as m
 from lalm_eval.metrics.embedding import (
     CachedEmbedder,
@@ -55,16 +56,59 @@ def make_embedder(settings: Mapping[str, Any]) -> CachedEmbedder:
     return CachedEmbedder(inner)
 
 
-def _truth(manifest: pd.DataFrame) -> dict[str, dict[str, Any]]:
+#: the manifest columns scoring reads
+MANIFEST_COLUMNS = ("clip_id", "transcript", "scene", "events")
+
+
+class ManifestError(ValueError):
+    """A manifest row scoring cannot read; ``str()`` names the file, the row and the column."""
+
+
+def _read_manifest(path: str | Path) -> pd.DataFrame:
+    """A split's manifest (text cells), with the columns scoring reads."""
+    manifest = pd.read_csv(path, keep_default_na=False, dtype={"clip_id": str})
+    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise ManifestError(f"{path}: missing column(s) {missing}")
+    return manifest
+
+
+def _event_labels(cell: Any, path: str | Path, row: int, clip_id: Any) -> list[str]:
+    """The sorted distinct labels of a manifest ``events`` cell (a JSON list of objects with
+    a ``label``); ManifestError naming the file, the row (from 1, under the header), the
+    clip and the column otherwise."""
+    def fail(problem: str) -> ManifestError:
+        return ManifestError(f"{path}: row {row + 1} (clip_id={clip_id!r}), column 'events': "
+                             f"{problem}")
+
+    text = str(cell).strip()
+    try:
+        events = json.loads(text) if text else []
+    except json.JSONDecodeError as exc:
+        raise fail(f"not valid JSON ({exc.msg}): {text[:40]!r}") from None
+    if not isinstance(events, list):
+        raise fail("must be a JSON list of events")
+    labels = set()
+    for k, event in enumerate(events):
+        if not isinstance(event, dict) or not isinstance(event.get("label"), str):
+            raise fail(f"event {k} is not an object with a string 'label'")
+        labels.add(event["label"])
+    return sorted(labels)
+
+
+def _truth(manifest: pd.DataFrame, path: str | Path) -> dict[str, dict[str, Any]]:
+    """clip_id -> reference fields; ``manifest`` keeps the file's row index (a clip subset
+    too), so an error names the row of the file."""
     return {
         row.clip_id: {"transcript": row.transcript, "scene": row.scene,
-                      "events": sorted({e["label"] for e in json.loads(row.events or "[]")})}
+                      "events": _event_labels(row.events, path, int(row.Index), row.clip_id)}
         for row in manifest.itertuples()
     }
 
 
 def _read_records(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """A predictions file's records; a bad line raises ValueError naming file and line."""
+    return read_jsonl(path)
 
 
 def _field(record: dict, parsed: dict | None, name: str) -> Any:
@@ -168,11 +212,15 @@ def score_system(
     *, suite: str, model: str, mode: str, family: str,
     predictions: Mapping[tuple[str, int], str | Path], manifests: Mapping[str, str | Path],
     labels: dict[str, list[str]], embedder: TextEmbedder, n_boot: int = 1000, seed: int = 0,
+    n_clips: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score rows and per-item rows of one (model, mode) over its splits and runs."""
+    """Score rows and per-item rows of one (model, mode) over its splits and runs
+    (``n_clips``: the system ran on that clip subset, :func:`~.items.clip_subset`)."""
+    from lalm_eval.suites.sseu.items import clip_subset
+
     all_labels = labels["scenes"] + labels["events"]
     score_rows, item_rows = [], []
-    truths = {split: _truth(pd.read_csv(path, keep_default_na=False))
+    truths = {split: _truth(clip_subset(_read_manifest(path), n_clips), path)
               for split, path in manifests.items()}
     for (split, run), path in sorted(predictions.items()):
         records = parse_records(_read_records(path), mode, family, all_labels)
@@ -212,15 +260,14 @@ def score_ground_truth(
     raise GroundTruthCheckError unless WER is 0 and mACC and mAP are 100 on every split."""
     rows = []
     for split, path in manifests.items():
-        manifest = pd.read_csv(path, keep_default_na=False)
+        truth = _truth(_read_manifest(path), path)
         records = []
-        for clip in manifest.itertuples():
-            events = sorted({e["label"] for e in json.loads(clip.events or "[]")})
-            parsed = {"transcript": clip.transcript, "scene": clip.scene, "events": events}
-            records.append({"clip_id": clip.clip_id, "task": "joint", "request": "generate",
+        for clip_id, clip in truth.items():
+            parsed = dict(clip)
+            records.append({"clip_id": clip_id, "task": "joint", "request": "generate",
                             "error": None, "output_text": json.dumps(parsed),
                             "parsed": parsed, "well_formed": True})
-        for row in score_split_run(records, _truth(manifest), labels, split, "joint",
+        for row in score_split_run(records, truth, labels, split, "joint",
                                    embedder, n_boot=0, seed=0):
             if row["metric"] == "format_compliance":
                 continue
