@@ -29,3 +29,8 @@ def model_resources(entry: dict[str, Any]) -> dict[str, Any]:
     given = entry.get("resources", {})
     return {"gpu": given.get("gpu", 0), "mem_mb": given.get("mem_mb", 4000),
             "runtime": given.get("runtime", 120)}
+
+
+def model_threads(entry: dict[str, Any]) -> int:
+    """CPU threads of a model rule's jobs (``resources.threads``, default 2)."""
+    return int(entry.get("resources", {}).get("threads", 2))

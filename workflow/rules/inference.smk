@@ -1,7 +1,7 @@
 # Inference: one rule per model (infer_<model>), one job per (suite, split, model, mode, run)
 # of every suite that runs it. Each suite says which jobs it has and what they read.
 # `snakemake -R infer_<model>` reruns exactly that model and what depends on it.
-from lalm_eval.job_resources import model_resources
+from lalm_eval.job_resources import model_resources, model_threads
 
 
 for _model in MODELS_IN_USE:
@@ -27,7 +27,7 @@ for _model in MODELS_IN_USE:
         wildcard_constraints:
             suite=alternation([n for n, s in SUITES.items() if _model in s.systems()]),
             mode="|".join(sorted({type(s).modes for s in SUITES.values()})),
-        threads: 2
+        threads: model_threads(MODELS[_model])
         resources:
             **model_resources(MODELS[_model]),
         conda:

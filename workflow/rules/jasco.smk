@@ -80,7 +80,7 @@ for _judge in JUDGES:
         wildcard_constraints:
             suite=alternation([n for n in JASCO_SUITES if _judge in SUITES[n].judges]),
             model=alternation(sorted({m for n in JASCO_SUITES for m in SUITES[n].settings["systems"]})),
-        threads: 2
+        threads: model_threads(MODELS[_judge])
         resources:
             **model_resources(MODELS[_judge]),
         conda:
