@@ -403,3 +403,23 @@ def test_a_deleted_mixture_does_not_crash_the_job(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert summary.n_errors == 1
     assert records[1]["error"] == f"AudioError: audio file not found: {tmp_path / 'gone.wav'}"
+
+
+def test_failed_items_and_rejected_sources_are_said_on_the_console(tmp_path: Path,
+                                                                   capsys) -> None:
+    """A step's stderr goes to its log; the notice reaches the console (Snakemake's
+    output) as well, with the count and where the list is."""
+    from lalm_eval.logs import log_to, notice, notice_failures
+
+    log = tmp_path / "step.log"
+    with log_to(log):
+        notice_failures("cascade on sseu joint snr0 run0", 2, 5, "preds.jsonl",
+                        {"AudioError": 2})
+        notice_failures("whisper on sseu independent snr0 run0", 0, 5, "x.jsonl")
+        notice("sseu speech: 3 source file(s) rejected, listed with the reason in r.csv")
+    console = capsys.readouterr().err
+    assert ("lalm-eval: cascade on sseu joint snr0 run0: 2 of 5 items failed "
+            "(AudioError: 2); they are listed in preds.jsonl") in console
+    assert "whisper" not in console
+    assert "3 source file(s) rejected" in console
+    assert "2 of 5 items failed" in log.read_text()
