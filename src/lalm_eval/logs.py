@@ -31,6 +31,7 @@ def log_to(path: str | Path | None) -> Iterator[logging.Logger]:
         handler = logging.StreamHandler(handle)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
+        old_level = logger.level
         logger.setLevel(logging.INFO)
         old_stderr, sys.stderr = sys.stderr, handle
         _CONSOLES.append(old_stderr)
@@ -43,6 +44,7 @@ def log_to(path: str | Path | None) -> Iterator[logging.Logger]:
             _CONSOLES.pop()
             sys.stderr = old_stderr
             logger.removeHandler(handler)
+            logger.setLevel(old_level)
 
 
 def notice(message: str) -> None:

@@ -35,10 +35,12 @@ import pandas as pd
 # folders and files that describe the run rather than its results
 SKIP_DIRS = {"logs", "benchmarks", ".snakemake"}
 SKIP_NAME = re.compile(r"^\.snakemake")
-# fields that differ between two runs of the same work: timing, hosts, processes, and the
-# git state recorded as provenance (a commit made between the two runs changes it)
+# fields that differ between two runs of the same work: timing, hosts, processes, the git
+# state recorded as provenance (a commit made between the two runs changes it), and a cache
+# line's checksum (it covers the record's latency)
 VOLATILE = re.compile(
-    r"(latency|timestamp|elapsed|wall_s|cpu_time|^time_s$|^host(name)?$|^node$|^pid$|^git$)",
+    r"(latency|timestamp|elapsed|wall_s|cpu_time|^time_s$|^host(name)?$|^node$|^pid$|^git$"
+    r"|^checksum$)",
     re.IGNORECASE,
 )
 REL_TOL = 1e-9
