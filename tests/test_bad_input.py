@@ -353,12 +353,11 @@ def test_a_config_without_a_models_block_says_so(tmp_path: Path) -> None:
                        "config has no 'models:' block (or it is empty)")
 
 
-def test_a_deleted_mixture_fails_alone_during_inference(tmp_path: Path) -> None:
-    """The audio loader turns a missing file into a per-item input error."""
-    from lalm_eval.inference import WorkItem, _run_batch
+def _sample_counter():
+    """A model that answers with the number of samples it was given."""
     from lalm_eval.models.base import AudioModel, ModelEntry, Request, Response
 
-    class Echo(AudioModel):
+    class SampleCounter(AudioModel):
         capabilities = frozenset({"generate"})
 
         def _load(self) -> None:
@@ -367,36 +366,33 @@ def test_a_deleted_mixture_fails_alone_during_inference(tmp_path: Path) -> None:
         def predict(self, requests: list[Request]) -> list[Response]:
             return [Response(text=f"{len(r.audio)} samples") for r in requests]
 
-    model = Echo(ModelEntry(name="echo", adapter="test", source="test", revision="r1",
-                            sample_rate=RATE, batch_size=2))
-    present = _tone(tmp_path / "a.wav", 0.5)
-    items = [WorkItem(item_id=f"{name}:asr", clip_id=name, task="asr", request="generate",
-                      audio_path=str(path), prompt_id="p", prompt="?")
-             for name, path in (("a", present), ("gone", tmp_path / "gone.wav"))]
+    return SampleCounter(ModelEntry(name="echo", adapter="test", source="test",
+                                    revision="r1", sample_rate=RATE, batch_size=2))
+
+
+def _present_and_gone_items(tmp_path: Path) -> list:
+    from lalm_eval.inference import WorkItem
+
+    return [WorkItem(item_id=f"{name}:asr", clip_id=name, task="asr", request="generate",
+                     audio_path=str(path), prompt_id="p", prompt="?")
+            for name, path in (("a", _tone(tmp_path / "a.wav", 0.5)),
+                               ("gone", tmp_path / "gone.wav"))]
+
+
+def test_a_deleted_mixture_fails_alone_during_inference(tmp_path: Path) -> None:
+    """The audio loader turns a missing file into a per-item input error."""
+    from lalm_eval.inference import _run_batch
+
+    model, items = _sample_counter(), _present_and_gone_items(tmp_path)
     (ok, _), (failed, _) = _run_batch(model, items, RATE, 0)
     assert ok.error is None and ok.text == "8000 samples"
     assert failed.error == f"AudioError: audio file not found: {tmp_path / 'gone.wav'}"
 
 
 def test_a_deleted_mixture_does_not_crash_the_job(tmp_path: Path) -> None:
-    from lalm_eval.inference import WorkItem, run_job
-    from lalm_eval.models.base import AudioModel, ModelEntry, Request, Response
+    from lalm_eval.inference import run_job
 
-    class Echo(AudioModel):
-        capabilities = frozenset({"generate"})
-
-        def _load(self) -> None:
-            pass
-
-        def predict(self, requests: list[Request]) -> list[Response]:
-            return [Response(text="ok") for _ in requests]
-
-    model = Echo(ModelEntry(name="echo", adapter="test", source="test", revision="r1",
-                            sample_rate=RATE, batch_size=2))
-    items = [WorkItem(item_id=f"{name}:asr", clip_id=name, task="asr", request="generate",
-                      audio_path=str(path), prompt_id="p", prompt="?")
-             for name, path in (("a", _tone(tmp_path / "a.wav", 0.5)),
-                                ("gone", tmp_path / "gone.wav"))]
+    model, items = _sample_counter(), _present_and_gone_items(tmp_path)
     summary = run_job(lambda: model, model.fingerprint(), items, tmp_path / "cache.jsonl",
                       tmp_path / "out.jsonl", model_name="echo", model_revision="r1",
                       mode="independent", run=0, seed=1, sample_rate=RATE, batch_size=2)

@@ -84,7 +84,13 @@ def test_old_hash_helpers_are_gone() -> None:
     for module in (debian, download, tables):
         assert not hasattr(module, "sha256_file"), module.__name__
     assert not hasattr(demo, "_sha256") and not hasattr(jasco_data, "_sha256")
-    assert inference.file_sha256 is hashing.file_sha256
+    # the memoised file hash of inference and source preparation is the shared one
+    from lalm_eval import source_store
+
+    assert inference.memo_file_sha256 is hashing.memo_file_sha256
+    assert source_store.memo_file_sha256 is hashing.memo_file_sha256
+    assert not hasattr(inference, "_memo_file_sha256")
+    assert not hasattr(source_store, "_file_sha256")
 
 
 # --------------------------------------------------------------------------- mean ± std

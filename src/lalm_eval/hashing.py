@@ -8,6 +8,7 @@ the same digest wherever they are hashed.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,19 @@ def file_digests(path: str | Path, algorithms: Iterable[str] = ("sha256",),
 def file_sha256(path: str | Path, chunk: int = CHUNK_BYTES) -> str:
     """Hex sha256 of a file's bytes, read in chunks of ``chunk`` bytes."""
     return file_digests(path, ("sha256",), chunk)["sha256"]
+
+
+_FILE_SHA256_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def memo_file_sha256(path: str | Path) -> str:
+    """:func:`file_sha256`, memoised per path, size and mtime within the process (a job
+    hashes each file once however many items, runs or segment rows ask for it)."""
+    stat = os.stat(path)
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_SHA256_MEMO:
+        _FILE_SHA256_MEMO[key] = file_sha256(path)
+    return _FILE_SHA256_MEMO[key]
 
 
 def bytes_sha256(data: bytes | bytearray | memoryview) -> str:

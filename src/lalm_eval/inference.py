@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from lalm_eval.audio import AudioError, load_audio
-from lalm_eval.hashing import file_sha256, text_sha256
+from lalm_eval.hashing import memo_file_sha256, text_sha256
 from lalm_eval.models.base import AudioModel, Request, Response
 
 log = logging.getLogger("lalm_eval.inference")
@@ -109,19 +109,6 @@ class JobSummary:
     errors: dict[str, int] = field(default_factory=dict)
 
 
-_HASH_MEMO: dict[tuple[str, int, int], str] = {}
-
-
-def _memo_file_sha256(path: str | Path) -> str:
-    """:func:`~lalm_eval.hashing.file_sha256`, memoised per path, size and mtime within the
-    process (a job hashes each clip once however many runs or modes ask for it)."""
-    stat = os.stat(path)
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASH_MEMO:
-        _HASH_MEMO[key] = file_sha256(path)
-    return _HASH_MEMO[key]
-
-
 def _audio_sha256(path: str | Path | None) -> str | None:
     """sha256 of an item's audio (None without audio). A missing file gives a marker naming
     it instead: the item then fails alone when its audio is loaded ("audio file not found"),
@@ -129,7 +116,7 @@ def _audio_sha256(path: str | Path | None) -> str | None:
     if not path:
         return None
     try:
-        return _memo_file_sha256(path)
+        return memo_file_sha256(path)
     except FileNotFoundError:
         return f"missing:{path}"
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lalm_eval.audio import AudioError, load_audio, power
-from lalm_eval.hashing import file_sha256
+from lalm_eval.hashing import memo_file_sha256
 from lalm_eval.loudness import LoudnessError, normalise_loudness
 from lalm_eval.parallel import ordered_map
 
@@ -68,25 +68,12 @@ def _segment_bound(value: str) -> float | None:
     return float(value) if value not in ("", None) else None
 
 
-_SHA_MEMO: dict[tuple[str, int, int], str] = {}
-
-
-def _file_sha256(path: str) -> str:
-    """sha256 of a file, memoised per path, size and mtime within the process (segment rows
-    of one long recording hash it once)."""
-    stat = os.stat(path)
-    key = (path, stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_MEMO:
-        _SHA_MEMO[key] = file_sha256(path)
-    return _SHA_MEMO[key]
-
-
 def _check_sha256(row: dict) -> None:
     """AudioError when the row gives a sha256 and the file's bytes do not match it."""
     expected = str(row.get("sha256") or "").strip()
     if not expected:
         return
-    actual = _file_sha256(row["path"])
+    actual = memo_file_sha256(row["path"])
     if actual != expected:
         raise AudioError(f"{row['path']}: sha256 mismatch (table says {expected}, "
                          f"file has {actual})")
