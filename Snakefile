@@ -20,6 +20,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/corpora.smk"
 include: "workflow/rules/inference.smk"
 include: "workflow/rules/scoring.smk"
+include: "workflow/rules/training.smk"
 
 
 # the rules only some suite kinds have (mixtures, judges, study tables, ...)

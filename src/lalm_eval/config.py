@@ -110,6 +110,7 @@ def validate_config(config: dict[str, Any], schema: dict | None = None, *,
     except ImportError as exc:
         raise ConfigError(f"config error: plugins: cannot import {exc.name!r} ({exc})") from exc
     _check_models(config.get("models", {}))
+    _check_training(config)
     for name, settings in config.get("suites", {}).items():
         try:
             kind = get_kind(settings["kind"])
@@ -197,6 +198,43 @@ def _check_models(models: dict[str, Any]) -> None:
             raise ConfigError(
                 f"config error: unknown key '{key}' in models.{name}.options (adapter "
                 f"{adapter} allows: {', '.join(sorted(allowed)) or 'none'}){maybe}")
+
+
+def trained_model_dir(results: str, name: str) -> str:
+    """Where the train rule writes model ``name`` (the source of its trained_lalm entry)."""
+    return f"{results}/training/{name}"
+
+
+def _check_training(config: dict[str, Any]) -> None:
+    """Models with a ``training`` block: adapter trained_lalm, a known encoder and LLM
+    entry, and their source set to the train rule's output folder; every other model
+    needs a ``source``."""
+    models = config.get("models", {})
+    encoders = config.get("encoders", {})
+    results = config.get("paths", {}).get("results", "results")
+    for name, entry in models.items():
+        training = entry.get("training")
+        if training is None:
+            if "source" not in entry:
+                raise ConfigError(f"config error: models.{name}: 'source' is a required property")
+            if entry["adapter"] == "trained_lalm":
+                raise ConfigError(f"config error: models.{name}: adapter trained_lalm needs a "
+                                  "'training' block (recipe, encoder, llm, data)")
+            continue
+        if entry["adapter"] != "trained_lalm":
+            raise ConfigError(f"config error: models.{name}.training: only adapter "
+                              f"trained_lalm is trained by the workflow (got {entry['adapter']})")
+        require_known(training["encoder"], encoders, f"models.{name}.training.encoder names",
+                      "encoders")
+        require_known(training["llm"], models, f"models.{name}.training.llm names", "models")
+        if models[training["llm"]].get("training") is not None:
+            raise ConfigError(f"config error: models.{name}.training.llm: "
+                              f"{training['llm']} is itself a trained model")
+        expected = trained_model_dir(results, name)
+        if entry.get("source", expected) != expected:
+            raise ConfigError(f"config error: models.{name}.source: a trained model's source is "
+                              f"its training output ({expected}); leave it out")
+        entry["source"] = expected
 
 
 def _check_references(config: dict[str, Any]) -> None:

@@ -34,3 +34,23 @@ def model_resources(entry: dict[str, Any]) -> dict[str, Any]:
 def model_threads(entry: dict[str, Any]) -> int:
     """CPU threads of a model rule's jobs (``resources.threads``, default 2)."""
     return int(entry.get("resources", {}).get("threads", 2))
+
+
+def training_resources(entry: dict[str, Any]) -> dict[str, Any]:
+    """gpu, nodes, tasks, mem_mb and runtime of a train_<model> rule (``training.resources``).
+
+    One task per node: on several nodes the job starts one ``torch.distributed.run`` per
+    node through ``srun``, each with ``training.processes`` workers."""
+    training = entry["training"]
+    given = training.get("resources", {})
+    nodes = int(training.get("nodes", 1))
+    resources = {"gpu": given.get("gpu", 0), "mem_mb": given.get("mem_mb", 8000),
+                 "runtime": given.get("runtime", 240)}
+    if nodes > 1:
+        resources.update({"nodes": nodes, "tasks": nodes})
+    return resources
+
+
+def training_threads(entry: dict[str, Any]) -> int:
+    """CPU threads of a train_<model> job: one per data-parallel process on its node."""
+    return int(entry["training"].get("processes", 1))

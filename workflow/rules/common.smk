@@ -27,6 +27,9 @@ SNR_SPLITS = [snr_split_name(parse_snr(v)) for v in selected_snrs(config)]
 PLAN = Plan(config, RES, OUT, tuple(SNR_SPLITS))
 SUITES = {name: build_suite(name, s, PLAN) for name, s in selected_suites(config).items()}
 MODELS_IN_USE = sorted({m for s in SUITES.values() for m in s.systems()})
+ENCODERS = config.get("encoders", {})
+# models the workflow trains (rule train_<name>; lalm_eval.training)
+TRAINED_MODELS = sorted(n for n, m in MODELS.items() if m.get("training"))
 
 
 def suites_of_kind(kind):
@@ -55,6 +58,33 @@ def model_closure(name):
             if isinstance(value, str) and value in MODELS:
                 todo.append(value)
     return dict(sorted(seen.items()))
+
+
+def trained_manifest(name):
+    return f"{OUT}/training/{name}/manifest.json"
+
+
+def trained_inputs(name):
+    """The finished-model manifests of the trained models ``name`` is or builds on (inputs
+    of its infer rule: retraining reruns exactly the jobs that use the model)."""
+    return {f"trained_{m}": trained_manifest(m) for m in model_closure(name)
+            if m in TRAINED_MODELS}
+
+
+def training_job_params(name):
+    """What train_<name> passes to lalm_eval.training.job.TrainingJob."""
+    training = MODELS[name]["training"]
+    return {
+        "model_name": name,
+        "models": {name: MODELS[name], training["llm"]: MODELS[training["llm"]]},
+        "encoder_name": training["encoder"],
+        "encoder_spec": ENCODERS[training["encoder"]],
+        "data_file": training["data"]["file"],
+        "out_dir": f"{OUT}/training/{name}",
+        "feature_cache": f"{RES}/features/{training['encoder']}",
+        "processes": training["processes"],
+        "nodes": training["nodes"],
+    }
 
 
 def registry_stamp(wildcards):
@@ -99,6 +129,10 @@ def all_targets():
     """The default target's inputs: each suite's targets and the intermediate files its
     reports are built from (so a deleted one is rebuilt with what depends on it)."""
     targets = [f"{OUT}/report/run_info.html"]
+    # the loss curves of the trained models the suites use (the manifests come with them)
+    for name in MODELS_IN_USE:
+        targets += [f"{OUT}/training/{m}/loss_curve.png" for m in model_closure(name)
+                    if m in TRAINED_MODELS]
     for s in SUITES.values():
         targets += s.targets() + s.intermediate_files()
     return list(dict.fromkeys(targets))

@@ -10,7 +10,7 @@ for _model in MODELS_IN_USE:
         name:
             f"infer_{_model}"
         input:
-            unpack(inference_inputs),
+            unpack(lambda w, _m=_model: {**inference_inputs(w), **trained_inputs(_m)}),
         output:
             predictions=f"{OUT}/{{suite}}/predictions/{_model}/{{mode}}/{{split}}/run{{run}}.jsonl",
         params:

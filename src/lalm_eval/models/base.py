@@ -44,6 +44,8 @@ class ModelEntry:
     trust_remote_code: bool = False
     requires: dict[str, Any] | None = None
     resources: dict[str, Any] = field(default_factory=dict)
+    #: how the workflow trains this model (adapter trained_lalm); None for every other
+    training: dict[str, Any] | None = None
 
     @classmethod
     def from_config(cls, name: str, config: dict[str, Any]) -> ModelEntry:

@@ -7,8 +7,10 @@ Entry keys used:
 * ``options``: ``gguf_file`` (file name inside the folder when it holds several), ``dtype``
   (``float32``), ``device`` (``cpu``), ``num_threads`` (torch threads; unset = torch's
   choice), ``gguf_cache`` (true: the first GGUF load is saved as a float checkpoint under the
-  cache folder, because reading GGUF through transformers takes ~15 s and the saved copy
-  loads in ~1 s with identical weights), ``use_chat_template`` (true when the tokenizer has
+  cache folder ``gguf-dequantised/``, keyed by the GGUF's sha256, the dtype and the
+  transformers version and shared with LALM training (:mod:`lalm_eval.training.llm`),
+  because reading GGUF through transformers takes ~15 s and the saved copy loads in ~1 s
+  with identical weights), ``use_chat_template`` (true when the tokenizer has
   one), ``response_prefix`` (text the answer is made to start with: appended to the input
   after the generation prompt and kept at the start of the output; e.g. ``"Rating:"`` makes a
   small judge begin with its verdict).
@@ -26,17 +28,9 @@ import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lalm_eval.hashing import text_sha256
 from lalm_eval.models.base import AudioModel, ModelError, Request, Response, check_batch
-from lalm_eval.models.sources import (
-    cache_root,
-    cached_folder,
-    check_options,
-    find_file,
-    folder_is_complete,
-    is_hub_id,
-    resolve_source,
-)
+from lalm_eval.models.sources import check_options, is_hub_id, resolve_source
+from lalm_eval.training.llm import cached_dequantised_gguf, locate_gguf, save_dequantised_gguf
 
 log = logging.getLogger(__name__)
 
@@ -104,60 +98,28 @@ class TransformersTextLLM(AudioModel):
                 kwargs["gguf_file"] = str(self.entry.options["gguf_file"])
             return str(resolved), kwargs
         path = Path(resolved)
-        gguf: Path | None = None
-        if path.is_file():
-            if path.suffix != ".gguf":
-                raise ModelError(f"models.{self.name}: source file {path} is not a .gguf")
-            gguf, path = path, path.parent
-        elif self.entry.options.get("gguf_file"):
-            gguf = path / str(self.entry.options["gguf_file"])
-        elif not (path / "config.json").is_file() and list(path.glob("*.gguf")):
-            gguf = find_file(path, "*.gguf", "GGUF model")
+        try:
+            gguf = locate_gguf(path, self.entry.options.get("gguf_file"))
+        except ModelError as exc:
+            raise ModelError(f"models.{self.name}: {exc}") from exc
         if gguf is None:
             return str(path), kwargs
-        if not gguf.is_file():
-            raise ModelError(f"models.{self.name}: GGUF file {gguf} not found")
-        converted = self._converted_folder(gguf)
-        if converted is not None and self.entry.options.get("gguf_cache", True):
-            return str(converted), kwargs
+        if self.entry.options.get("gguf_cache", True):
+            converted = cached_dequantised_gguf(gguf, self._dtype_name)
+            if converted is not None:
+                return str(converted), kwargs
         return str(gguf.parent), {**kwargs, "gguf_file": gguf.name}
 
-    def _gguf_cache_key(self, gguf: Path) -> str:
-        """Identity of a converted copy: the GGUF file, the dtype and the transformers version."""
-        import transformers
-
-        stat = gguf.stat()
-        dtype = self.entry.options.get("dtype", "float32")
-        identity = (f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dtype}|"
-                    f"{transformers.__version__}")
-        return f"{gguf.stem}-{text_sha256(identity)[:16]}"
-
-    def _converted_folder(self, gguf: Path) -> Path | None:
-        folder = cache_root() / "gguf" / self._gguf_cache_key(gguf)
-        return folder if folder_is_complete(folder) else None
+    @property
+    def _dtype_name(self) -> str:
+        return str(self.entry.options.get("dtype", "float32"))
 
     def _save_converted(self, gguf: Path) -> None:
-        """Keep the de-quantised weights and tokenizer for fast later loads (best effort).
-
-        Only done when transformers de-quantised every layer to plain torch modules (no
-        packed GGUF kernels), so the saved float checkpoint holds exactly the same weights.
-        """
-        packed = [type(m).__name__ for m in self.model.modules() if "gguf" in
-                  type(m).__name__.lower()]
-        if packed:
-            log.info("%s: GGUF layers stay packed (%s); not caching a float copy", self.name,
-                     packed[0])
-            return
-        quantizer = getattr(self.model, "hf_quantizer", None)
-        if quantizer is not None:
-            quantizer.remove_quantization_config(self.model)
-
-        def build(staging: Path) -> None:
-            self.model.save_pretrained(staging)
-            self.tokenizer.save_pretrained(staging)
-
+        """Keep the de-quantised weights and tokenizer for fast later loads (best effort),
+        in the cache shared with training (keyed by the GGUF's sha256; see
+        :func:`lalm_eval.training.llm.save_dequantised_gguf`)."""
         try:
-            cached_folder("gguf", self._gguf_cache_key(gguf), build)
+            save_dequantised_gguf(gguf, self._dtype_name, self.model, self.tokenizer)
         except Exception as exc:  # noqa: BLE001 - the cache is an optimisation only
             log.warning("%s: could not cache the converted GGUF model: %s", self.name, exc)
 

@@ -19,6 +19,8 @@ ADAPTERS: dict[str, str] = {
     "llama_cpp": "lalm_eval.models.llama_cpp:LlamaCppTextLLM",
     "description_captioner": "lalm_eval.models.cascade:DescriptionCaptioner",
     "cascade": "lalm_eval.models.cascade:CascadeModel",
+    # LALMs this workflow trains (rule train_<model>; lalm_eval.training)
+    "trained_lalm": "lalm_eval.models.trained_lalm:TrainedLALM",
     # transformers LALMs and baselines (full runs)
     "qwen2_audio": "lalm_eval.models.qwen_audio:Qwen2AudioModel",
     "qwen2_5_omni": "lalm_eval.models.qwen_omni:Qwen25OmniModel",

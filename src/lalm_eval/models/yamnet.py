@@ -96,6 +96,13 @@ def mel_weight_matrix() -> np.ndarray:
     return np.vstack([np.zeros((1, MEL_BANDS)), weights])  # the DC bin gets no weight
 
 
+def patch_count(n_samples: int) -> int:
+    """Patches :func:`log_mel_patches` makes from ``n_samples`` samples (at least one)."""
+    min_samples = (PATCH_FRAMES - 1) * HOP_SAMPLES + WINDOW_SAMPLES
+    extra = max(int(n_samples), min_samples) - min_samples
+    return 1 + int(np.ceil(extra / (PATCH_HOP_FRAMES * HOP_SAMPLES)))
+
+
 def log_mel_patches(waveform: np.ndarray, mel_matrix: np.ndarray,
                     log_offset: float = 0.001) -> np.ndarray:
     """Mono 16 kHz waveform -> [n_patches, 96, 64] float32 log-mel patches."""
@@ -308,11 +315,20 @@ class YamnetModel(AudioModel):
     def _pool(self, values: np.ndarray) -> np.ndarray:
         return values.max(axis=0) if self.pooling == "max" else values.mean(axis=0)
 
-    def audioset_probabilities(self, audio: np.ndarray) -> np.ndarray:
-        """Clip-level probability of each AudioSet class, shape [521]."""
+    def patch_logits(self, audio: np.ndarray) -> np.ndarray:
+        """Per-patch AudioSet logits (de-quantised), shape [n_patches, 521]: patches of
+        0.96 s every 0.48 s, :func:`patch_count` of them."""
         self.load()
         (logits,) = self._run(self._session, audio, None)
-        return self._pool(_sigmoid(self._dequantize(logits.reshape(-1, len(self.class_names)))))
+        return self._dequantize(logits.reshape(-1, len(self.class_names)))
+
+    def patch_probabilities(self, audio: np.ndarray) -> np.ndarray:
+        """Per-patch probability of each AudioSet class, shape [n_patches, 521]."""
+        return _sigmoid(self.patch_logits(audio))
+
+    def audioset_probabilities(self, audio: np.ndarray) -> np.ndarray:
+        """Clip-level probability of each AudioSet class, shape [521]."""
+        return self._pool(self.patch_probabilities(audio))
 
     def audio_embedding(self, audio: np.ndarray) -> np.ndarray:
         """Clip embedding: YAMNet's 1024-d penultimate layer pooled over patches."""
