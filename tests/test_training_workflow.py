@@ -188,3 +188,15 @@ def test_a_trained_model_names_its_encoder_and_llm(tmp_path):
     config["models"]["other"] = {"adapter": "trained_lalm", "source": "somewhere"}
     with pytest.raises(ConfigError, match="needs a 'training' block"):
         validate_config(config)
+
+
+def test_an_unknown_encoder_kind_is_named_with_a_hint():
+    from lalm_eval.config import ConfigError, validate_config
+
+    config = {"run_name": "x", "corpora": {"none": {"kind": "tables"}}, "suites": {},
+              "encoders": {"mel": {"kind": "logmell"}, "mine": {"kind": "file"}}}
+    with pytest.raises(ConfigError, match="encoders.mel.kind 'logmell'.*did you mean 'logmel'"):
+        validate_config(config)
+    config["encoders"]["mel"]["kind"] = "logmel"
+    with pytest.raises(ConfigError, match="encoders.mine: kind file needs 'path'"):
+        validate_config(config)

@@ -209,9 +209,22 @@ def _check_training(config: dict[str, Any]) -> None:
     """Models with a ``training`` block: adapter trained_lalm, a known encoder and LLM
     entry, and their source set to the train rule's output folder; every other model
     needs a ``source``."""
+    from lalm_eval.encoders import ENCODER_KINDS, USER_KINDS
+
     models = config.get("models", {})
     encoders = config.get("encoders", {})
     results = config.get("paths", {}).get("results", "results")
+    kinds = [*ENCODER_KINDS, *USER_KINDS]
+    for name, spec in encoders.items():
+        if spec["kind"] not in kinds:
+            hint = difflib.get_close_matches(spec["kind"], kinds, n=1)
+            maybe = f"; did you mean '{hint[0]}'?" if hint else ""
+            raise ConfigError(f"config error: encoders.{name}.kind '{spec['kind']}' is not a "
+                              f"known encoder kind (known: {', '.join(kinds)}){maybe}")
+        needed = {"file": "path", "module": "target"}.get(spec["kind"])
+        if needed and not spec.get(needed):
+            raise ConfigError(f"config error: encoders.{name}: kind {spec['kind']} needs "
+                              f"'{needed}'")
     for name, entry in models.items():
         training = entry.get("training")
         if training is None:

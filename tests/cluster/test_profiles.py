@@ -110,12 +110,14 @@ def test_every_model_fits_a_partition_and_gpu_jobs_only_gpu_partitions():
     for config in ("config.yaml", "demo.yaml"):
         models = _load(REPO / "config" / config).get("models", {})
         for name, model in models.items():
-            needs = model.get("resources", {})
-            fits = [p.name for p in partitions
-                    if needs.get("gpu", 0) <= p.limits.max_gpu
-                    and needs.get("mem_mb", 0) <= p.limits.max_mem_mb
-                    and needs.get("runtime", 0) <= p.limits.max_runtime]
-            assert fits, f"{config}: model {name} ({needs}) fits no partition"
+            # inference jobs, and the training job of a trained model
+            for needs in (model.get("resources", {}),
+                          (model.get("training") or {}).get("resources", {})):
+                fits = [p.name for p in partitions
+                        if needs.get("gpu", 0) <= p.limits.max_gpu
+                        and needs.get("mem_mb", 0) <= p.limits.max_mem_mb
+                        and needs.get("runtime", 0) <= p.limits.max_runtime]
+                assert fits, f"{config}: model {name} ({needs}) fits no partition"
 
 
 @pytest.mark.slow
