@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,13 +76,21 @@ def tiny_corpus(tmp_path: Path) -> dict[str, Path]:
     return {"root": root, "speech": root / "speech.csv", "background": root / "background.csv"}
 
 
-def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, *args: str, env: dict | None = None,
+                  timeout: int = 900) -> subprocess.CompletedProcess:
     """The repository's workflow in ``workdir`` on 2 cores (output captured)."""
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
          "--cores", "2", *args],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=timeout, env=env,
     )
+
+
+def planned_rules(workdir: Path, *args: str, env: dict | None = None) -> set[str]:
+    """The rules a dry run of the workflow would run (``-n --quiet rules``)."""
+    plan = run_snakemake(workdir, *args, "-n", "--quiet", "rules", env=env)
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    return set(re.findall(r"^(\w+)\s+\d+$", plan.stdout + plan.stderr, re.M)) - {"total"}
 
 
 @pytest.fixture

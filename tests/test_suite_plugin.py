@@ -4,16 +4,12 @@ per-model inference rule, the generic scoring and report rules, and `-R infer_<m
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, planned_rules, run_snakemake
 
 #: a whole suite kind: one split, a keyword-hit metric, the generic report table
 PLUGIN = textwrap.dedent('''
@@ -81,18 +77,6 @@ PLUGIN = textwrap.dedent('''
 ''')
 
 
-def _snakemake(work: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
-         "--cores", "2", *args], capture_output=True, text=True, timeout=600, env=env)
-
-
-def _planned(work: Path, env: dict, *args: str) -> set[str]:
-    plan = _snakemake(work, env, *args, "-n", "--quiet", "rules")
-    assert plan.returncode == 0, plan.stderr[-2000:]
-    return set(re.findall(r"^(\w+)\s+\d+$", plan.stdout + plan.stderr, re.M)) - {"total"}
-
-
 @pytest.mark.slow
 def test_a_suite_kind_defined_here_runs_through_the_generic_workflow(tmp_path):
     (tmp_path / "plugins").mkdir()
@@ -117,9 +101,9 @@ def test_a_suite_kind_defined_here_runs_through_the_generic_workflow(tmp_path):
         [str(tmp_path / "plugins"), os.environ.get("PYTHONPATH", "")])}
     work = tmp_path / "work"
 
-    assert _planned(work, env, "--configfile", str(config_file)) == {
+    assert planned_rules(work, "--configfile", str(config_file), env=env) == {
         "infer_whisper_tiny_en", "inference_summary", "score", "suite_report", "run_info", "all"}
-    run = _snakemake(work, env, "--configfile", str(config_file))
+    run = run_snakemake(work, "--configfile", str(config_file), env=env)
     assert run.returncode == 0, run.stderr[-3000:]
 
     out = work / "out" / "words"
@@ -130,11 +114,11 @@ def test_a_suite_kind_defined_here_runs_through_the_generic_workflow(tmp_path):
     page = (out / "report" / "pages" / "scores.html").read_text()
     assert "keyword_hit" in page and "50.0" in page
     assert (out / "report" / "results.json").is_file()
-    assert "Nothing to be done" in _snakemake(work, env, "--configfile", str(config_file),
-                                              "-n").stdout
+    assert "Nothing to be done" in run_snakemake(work, "--configfile", str(config_file),
+                                              "-n", env=env).stdout
     # -R infer_<model> replans the model's job and exactly what depends on it
-    assert _planned(work, env, "--configfile", str(config_file), "-R",
-                    "infer_whisper_tiny_en") == {
+    assert planned_rules(work, "--configfile", str(config_file), "-R",
+                    "infer_whisper_tiny_en", env=env) == {
         "infer_whisper_tiny_en", "inference_summary", "score", "suite_report", "all"}
 
 

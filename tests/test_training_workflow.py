@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
+from conftest import planned_rules, run_snakemake
 from tiny_lalm import PROMPT, save_tiny_llm, write_tone_set
 
 #: a suite kind asking each clip's pitch, scored by exact match
@@ -85,18 +82,6 @@ PLUGIN = textwrap.dedent('''
 ''')
 
 
-def _snakemake(work: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
-         "--cores", "2", *args], capture_output=True, text=True, timeout=900, env=env)
-
-
-def _planned(work: Path, env: dict, *args: str) -> set[str]:
-    plan = _snakemake(work, env, *args, "-n", "--quiet", "rules")
-    assert plan.returncode == 0, plan.stderr[-2000:]
-    return set(re.findall(r"^(\w+)\s+\d+$", plan.stdout + plan.stderr, re.M)) - {"total"}
-
-
 def _config(tmp_path: Path, data: Path, llm: Path, clips: Path, max_steps: int) -> Path:
     config = {
         "run_name": "train", "paths": {"resources": "res", "results": "out"},
@@ -143,10 +128,10 @@ def test_a_trained_lalm_is_built_by_its_rule_and_served_by_infer(tmp_path):
         "LALM_EVAL_CACHE": str(tmp_path / "cache")}
     work = tmp_path / "work"
 
-    assert _planned(work, env, "--configfile", str(config)) == {
+    assert planned_rules(work, "--configfile", str(config), env=env) == {
         "train_tone_lalm", "infer_tone_lalm", "inference_summary", "score", "suite_report",
         "run_info", "all"}
-    run = _snakemake(work, env, "--configfile", str(config))
+    run = run_snakemake(work, "--configfile", str(config), env=env)
     assert run.returncode == 0, run.stderr[-4000:]
 
     trained = work / "out" / "training" / "tone_lalm"
@@ -161,13 +146,13 @@ def test_a_trained_lalm_is_built_by_its_rule_and_served_by_infer(tmp_path):
     records = [json.loads(line) for line in (predictions / "run0.jsonl").read_text().splitlines()]
     assert len(records) == 4 and all(r["error"] is None for r in records)
 
-    assert "Nothing to be done" in _snakemake(work, env, "--configfile", str(config),
-                                              "-n").stdout
+    assert "Nothing to be done" in run_snakemake(work, "--configfile", str(config),
+                                              "-n", env=env).stdout
     downstream = {"infer_tone_lalm", "inference_summary", "score", "suite_report", "all"}
-    assert _planned(work, env, "--configfile", str(config), "-R", "train_tone_lalm") == \
+    assert planned_rules(work, "--configfile", str(config), "-R", "train_tone_lalm", env=env) == \
         {"train_tone_lalm", *downstream}
     changed = _config(tmp_path, data, llm, clips, max_steps=31)
-    assert _planned(work, env, "--configfile", str(changed)) >= {"train_tone_lalm",
+    assert planned_rules(work, "--configfile", str(changed), env=env) >= {"train_tone_lalm",
                                                                   "infer_tone_lalm"}
 
 

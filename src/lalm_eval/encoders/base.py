@@ -107,6 +107,31 @@ def resolve_encoder_source(spec: EncoderSpec, *, default: str | None = None) -> 
         raise EncoderError(f"{spec.label}: {message}") from exc
 
 
+def resolve_taps(layers: list[int] | None, n_total: int, label: str) -> list[int] | None:
+    """Tapped layer indices (negative counts from the end) checked against ``n_total``
+    layers; None when no layers are listed (the encoder's output only)."""
+    if layers is None:
+        return None
+    taps = []
+    for layer in layers:
+        index = layer + n_total if layer < 0 else layer
+        if not 0 <= index < n_total:
+            from lalm_eval.encoders import EncoderError
+
+            raise EncoderError(f"{label}.layers: {layer} is out of range for an encoder of "
+                               f"{n_total} layers (0..{n_total - 1})")
+        taps.append(index)
+    return taps
+
+
+def split_windows(samples: np.ndarray, window_samples: int) -> list[np.ndarray]:
+    """``samples`` zero-padded to whole windows and cut into them (at least one)."""
+    count = max(1, math.ceil(len(samples) / window_samples))
+    padded = np.zeros(count * window_samples, dtype=np.float32)
+    padded[: len(samples)] = samples
+    return [padded[i * window_samples:(i + 1) * window_samples] for i in range(count)]
+
+
 def resolve_device(value: Any, label: str) -> str:
     value = str(value or "cpu").lower()
     if value == "auto":

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from lalm_eval.encoders import EncoderError
-from lalm_eval.encoders.base import FrozenEncoder, resolve_device
+from lalm_eval.encoders.base import FrozenEncoder, resolve_device, resolve_taps
 
 CODE_VERSION = "1"
 MODELS = ("dasheng_base", "dasheng_06B", "dasheng_12B")
@@ -81,19 +81,8 @@ class DashengEncoder(FrozenEncoder):
                                f"{type(exc).__name__}: {exc}") from exc
         self.model = model.to(self.device_name).eval()
         blocks = list(getattr(self.model, "blocks", []))
-        if self.spec.layers is None:
-            self.taps: list[int] | None = None
-            self.n_layers = 1
-        else:
-            taps = []
-            for layer in self.spec.layers:
-                index = layer + len(blocks) if layer < 0 else layer
-                if not 0 <= index < len(blocks):
-                    raise EncoderError(f"{self.label}.layers: {layer} is out of range for "
-                                       f"{len(blocks)} blocks")
-                taps.append(index)
-            self.taps = taps
-            self.n_layers = len(taps)
+        self.taps = resolve_taps(self.spec.layers, len(blocks), self.label)
+        self.n_layers = 1 if self.taps is None else len(self.taps)
         self.output_dim = int(self.model.embed_dim)
         self.frame_rate = 16000 / SAMPLES_PER_FRAME
 

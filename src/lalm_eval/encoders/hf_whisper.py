@@ -25,7 +25,6 @@ real audio are kept (``T' = ceil(samples / 320)``), with the mask to match.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -38,6 +37,8 @@ from lalm_eval.encoders.base import (
     FrozenEncoder,
     resolve_device,
     resolve_encoder_source,
+    resolve_taps,
+    split_windows,
 )
 
 CODE_VERSION = "1"
@@ -92,29 +93,13 @@ class HFWhisperEncoder(FrozenEncoder):
             n_fft=400, chunk_length=self.window_samples / SAMPLE_RATE)
         self.features.n_samples = self.window_samples
         self.features.nb_max_frames = self.window_frames
-        n_total = len(self.encoder.layers)
-        if self.spec.layers is None:
-            self.taps: list[int] | None = None
-            self.n_layers = 1
-        else:
-            taps = []
-            for layer in self.spec.layers:
-                index = layer + n_total if layer < 0 else layer
-                if not 0 <= index < n_total:
-                    raise EncoderError(f"{self.label}.layers: {layer} is out of range for an "
-                                       f"encoder of {n_total} layers (0..{n_total - 1})")
-                taps.append(index)
-            self.taps = taps
-            self.n_layers = len(taps)
+        self.taps = resolve_taps(self.spec.layers, len(self.encoder.layers), self.label)
+        self.n_layers = 1 if self.taps is None else len(self.taps)
         self.output_dim = int(config.d_model)
         self.frame_rate = SAMPLE_RATE / SAMPLES_PER_FRAME
 
     def _windows(self, samples: np.ndarray) -> list[np.ndarray]:
-        count = max(1, math.ceil(len(samples) / self.window_samples))
-        padded = np.zeros(count * self.window_samples, dtype=np.float32)
-        padded[: len(samples)] = samples
-        return [padded[i * self.window_samples:(i + 1) * self.window_samples]
-                for i in range(count)]
+        return split_windows(samples, self.window_samples)
 
     def _run(self, windows: list[np.ndarray]) -> list[Tensor]:
         """Windows -> one ``[n, window_frames / 2, D]`` tensor per tap."""

@@ -26,7 +26,6 @@ only the final (post-LayerNorm) layer, so ``n_layers`` is 1 and ``layers`` is re
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,13 @@ import torch
 from torch import Tensor
 
 from lalm_eval.encoders import EncoderError
-from lalm_eval.encoders.base import SAMPLE_RATE, FrozenEncoder, pad_stack, resolve_encoder_source
+from lalm_eval.encoders.base import (
+    SAMPLE_RATE,
+    FrozenEncoder,
+    pad_stack,
+    resolve_encoder_source,
+    split_windows,
+)
 
 CODE_VERSION = "1"
 #: samples per output frame (10 ms mel hop x conv stride 2)
@@ -104,11 +109,7 @@ class CT2WhisperEncoder(FrozenEncoder):
         return np.array(self.model.encode(view, to_cpu=True), dtype=np.float32)
 
     def _windows(self, samples: np.ndarray) -> list[np.ndarray]:
-        count = max(1, math.ceil(len(samples) / self.window_samples))
-        padded = np.zeros(count * self.window_samples, dtype=np.float32)
-        padded[: len(samples)] = samples
-        return [padded[i * self.window_samples:(i + 1) * self.window_samples]
-                for i in range(count)]
+        return split_windows(samples, self.window_samples)
 
     def _encode(self, audio: Tensor, lengths: Tensor) -> tuple[list[Tensor], Tensor]:
         owners: list[int] = []

@@ -9,7 +9,10 @@ Entry keys used:
 * ``decoding``: overrides of the recipe's decoding (``max_new_tokens``,
   ``repetition_penalty``, ``do_sample``, ``temperature``, ``top_p``).
 * ``options``: ``device`` (``cpu``), ``num_threads`` (torch threads; default 1),
-  ``feature_cache`` (folder of the encoder's feature cache; default: the training job's).
+  ``feature_cache`` (folder of the encoder's feature cache; default: the training job's),
+  ``untrained`` (false; true: the same LALM with its connector and LoRA as initialised from
+  the recipe's seed, the baseline a trained model must beat; suites set it for their
+  ``untrained`` mode).
 
 The fingerprint is the manifest's sha256 plus decoding and prompts, so a retrained model
 (new manifest) invalidates exactly its own cached answers and what depends on them.
@@ -31,7 +34,7 @@ from lalm_eval.models.sources import check_options
 
 log = logging.getLogger(__name__)
 
-OPTIONS = frozenset({"device", "num_threads", "feature_cache"})
+OPTIONS = frozenset({"device", "num_threads", "feature_cache", "untrained"})
 _DECODING_KEYS = {"max_new_tokens", "repetition_penalty", "do_sample", "temperature", "top_p",
                   "top_k", "num_beams"}
 
@@ -63,7 +66,8 @@ class TrainedLALM(AudioModel):
             self._manifest()  # raises with the message naming the rule
         payload = {"class": f"{type(self).__module__}:{type(self).__qualname__}",
                    "manifest": file_sha256(manifest_path), "decoding": self.entry.decoding,
-                   "prompts": self.entry.prompts, "sample_rate": self.sample_rate}
+                   "prompts": self.entry.prompts, "sample_rate": self.sample_rate,
+                   "untrained": bool(self.entry.options.get("untrained", False))}
         return text_sha256(json.dumps(payload, sort_keys=True, default=str))
 
     def _load(self) -> None:
@@ -82,14 +86,15 @@ class TrainedLALM(AudioModel):
         job = json.loads((self.folder / JOB_FILE).read_text())
         self.feature_cache = Path(self.entry.options.get("feature_cache")
                                   or job["feature_cache"])
-        shape = self.manifest.get("feature_shape") or {}
+        shape = self.manifest.get("identity", {}).get("feature_shape") or {}
         n_taps = int(shape.get("n_taps") or getattr(self.encoder, "n_layers", 1))
         input_dim = int(shape.get("dim") or self.encoder.output_dim)
         self.model = build_lalm(spec, input_dim, n_taps)
-        from safetensors.torch import load_file
+        if not self.entry.options.get("untrained", False):
+            from safetensors.torch import load_file
 
-        self.model.load_trainable_state_dict(load_file(self.folder / "model" /
-                                                       "trainable.safetensors"))
+            self.model.load_trainable_state_dict(load_file(self.folder / "model" /
+                                                           "trainable.safetensors"))
         self.model.to(str(self.entry.options.get("device", "cpu"))).eval()
         decoding = {**spec["recipe"]["decoding"], **self.entry.decoding}
         unknown = set(decoding) - _DECODING_KEYS

@@ -161,6 +161,7 @@ def training_parts(job: TrainingJob) -> tuple[Any, list[Any], list[Any], Any, di
     train_set, heldout, identity = examples_and_identity(job, spec, llm_parts[2])
     first = train_set[0].features
     n_taps, input_dim = int(first.shape[0]), int(first.shape[-1])
+    identity["feature_shape"] = {"n_taps": n_taps, "dim": input_dim}
     used = {"parts": llm_parts}
 
     def build_model() -> Any:
