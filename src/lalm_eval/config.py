@@ -243,6 +243,16 @@ def _check_training(config: dict[str, Any]) -> None:
         if models[training["llm"]].get("training") is not None:
             raise ConfigError(f"config error: models.{name}.training.llm: "
                               f"{training['llm']} is itself a trained model")
+        data_suite = training["data"].get("suite")
+        if data_suite is not None:
+            from lalm_eval.suites import get_kind
+
+            require_known(data_suite, config.get("suites", {}),
+                          f"models.{name}.training.data.suite names", "suites")
+            kind = get_kind(config["suites"][data_suite]["kind"])
+            if not getattr(kind, "writes_training_sets", False):
+                raise ConfigError(f"config error: models.{name}.training.data.suite: suite "
+                                  f"{data_suite} (kind {kind.kind}) writes no training set")
         expected = trained_model_dir(results, name)
         if entry.get("source", expected) != expected:
             raise ConfigError(f"config error: models.{name}.source: a trained model's source is "

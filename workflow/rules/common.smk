@@ -71,6 +71,16 @@ def trained_inputs(name):
             if m in TRAINED_MODELS}
 
 
+def training_data_file(name):
+    """The training set of trained model ``name``: a file given in config, or the one a
+    suite writes for it (Suite.training_set_file)."""
+    data = MODELS[name]["training"]["data"]
+    if "file" in data:
+        return data["file"]
+    return build_suite(data["suite"], config["suites"][data["suite"]], PLAN).training_set_file(
+        name)
+
+
 def training_job_params(name):
     """What train_<name> passes to lalm_eval.training.job.TrainingJob."""
     training = MODELS[name]["training"]
@@ -79,7 +89,7 @@ def training_job_params(name):
         "models": {name: MODELS[name], training["llm"]: MODELS[training["llm"]]},
         "encoder_name": training["encoder"],
         "encoder_spec": ENCODERS[training["encoder"]],
-        "data_file": training["data"]["file"],
+        "data_file": training_data_file(name),
         "out_dir": f"{OUT}/training/{name}",
         "feature_cache": f"{RES}/features/{training['encoder']}",
         "processes": training["processes"],

@@ -12,7 +12,7 @@ for _model in TRAINED_MODELS:
         name:
             f"train_{_model}"
         input:
-            data=MODELS[_model]["training"]["data"]["file"],
+            data=training_data_file(_model),
         output:
             manifest=f"{OUT}/training/{_model}/manifest.json",
             loss=report(

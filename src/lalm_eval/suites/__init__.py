@@ -18,6 +18,7 @@ BUILTIN_KINDS: dict[str, str] = {
     "sseu": "lalm_eval.suites.sseu:SseuSuite",
     "jasco": "lalm_eval.suites.jasco:JascoSuite",
     "knowledge": "lalm_eval.suites.knowledge:KnowledgeSuite",
+    "xares": "lalm_eval.suites.xares:XaresSuite",
 }
 
 _REGISTERED: dict[str, type[Suite]] = {}

@@ -126,6 +126,9 @@ class Suite:
     generic_report: ClassVar[bool] = True
     #: report category (HTML report sidebar) of the generic report pages
     title: ClassVar[str] = ""
+    #: whether the kind writes training sets for trained models
+    #: (``models.<name>.training.data.suite``; :meth:`training_set_file`)
+    writes_training_sets: ClassVar[bool] = False
 
     def __init__(self, name: str, settings: Mapping[str, Any], plan: Plan | None = None):
         self.name = name
@@ -250,6 +253,11 @@ class Suite:
         if self.generic_report and (self.score_jobs() or self.prediction_jobs()):
             targets.append(f"{self.out}/report/results.json")
         return targets
+
+    def training_set_file(self, model: str) -> str:
+        """The training set (docs/training.md) this suite writes for trained ``model``, for
+        kinds with ``writes_training_sets``; a rule of the kind makes it."""
+        raise NotImplementedError(f"suite kind {self.kind!r} writes no training sets")
 
     def intermediate_files(self) -> list[str]:
         """Every intermediate output the reports are built from. ``rule all`` asks for these
