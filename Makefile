@@ -11,7 +11,7 @@ SNAKEMAKE := $(PY) -m snakemake
 # run apt-get as root directly, otherwise through sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-cluster lint bench dry-run install system-deps clean-demo help chromium report envs
+.PHONY: demo test test-cluster lint bench dry-run install system-deps clean-demo help chromium report envs check-envs
 
 help:
 	@echo "make demo      install, then build the offline demo end to end (config/demo.yaml)"
@@ -88,6 +88,11 @@ lint: install
 # NO_DEPS_PACKAGES above; `make lint` fails when they disagree
 envs: install
 	$(PY) tools/conda_envs.py
+
+# resolve every envs/*.yaml's pip part against PyPI without installing (pip --dry-run; needs
+# the network, so not part of `make test`; about 3 min here); see docs/models.md
+check-envs: $(STAMPS)/venv
+	$(PY) tools/check_envs.py
 
 bench: install system-deps
 	$(PY) benchmarks/mixing_throughput.py

@@ -2,6 +2,7 @@
 # of every suite that runs it. Each suite says which jobs it has and what they read.
 # `snakemake -R infer_<model>` reruns exactly that model and what depends on it.
 from lalm_eval.job_resources import model_resources, model_threads
+from lalm_eval.models.environments import rule_conda_env
 
 
 for _model in MODELS_IN_USE:
@@ -31,7 +32,7 @@ for _model in MODELS_IN_USE:
         resources:
             **model_resources(MODELS[_model]),
         conda:
-            "../../envs/models.yaml"
+            rule_conda_env(MODELS[_model])
         script:
             "../scripts/infer.py"
 

@@ -46,6 +46,11 @@ class ModelEntry:
     resources: dict[str, Any] = field(default_factory=dict)
     #: how the workflow trains this model (adapter trained_lalm); None for every other
     training: dict[str, Any] | None = None
+    #: conda environment file of the model's ``infer_<model>`` rule (repository-relative, e.g.
+    #: ``envs/ltu_as.yaml``); None: the adapter family's default
+    #: (:func:`lalm_eval.models.environments.conda_env`). Not part of the fingerprint: the
+    #: environment is pinned by its file, the outputs by the entry
+    conda: str | None = None
 
     @classmethod
     def from_config(cls, name: str, config: dict[str, Any]) -> ModelEntry:

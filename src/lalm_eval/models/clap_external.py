@@ -8,11 +8,18 @@ softmax over the labels, a multi-label request a sigmoid per label
 
 Test seam: ``_load`` sets ``self._client`` (the msclap wrapper, or MGA-CLAP's ``ASE``
 model); tests set a stand-in with the same methods and mark the model loaded.
+
+Environments: msclap 1.3.4 requires numpy<2 and transformers<5 (``envs/ms_clap.yaml``);
+MGA-CLAP's code follows WavCaps' environment (``envs/mga_clap.yaml``).
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 import random
+import sys
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,8 +34,11 @@ from lalm_eval.models.external_common import (
     default_device,
     import_package,
     import_upstream,
+    require_checkout,
     requirement_label,
 )
+
+log = logging.getLogger(__name__)
 
 
 def label_scores(audio_emb: Sequence[float] | np.ndarray, text_embs: Sequence[Any] | np.ndarray,
@@ -144,7 +154,9 @@ class MSClapModel(_ClapBase):
 
     Options: ``version`` ("2022" or "2023", default "2023"), ``weights`` (a local
     ``CLAP_weights_<version>.pth``; otherwise it is fetched from ``entry.source`` at
-    ``entry.revision``), ``use_cuda``, ``label_template`` (default msclap's
+    ``entry.revision``), ``use_cuda`` (default: CUDA when ``options.device`` is "auto" or
+    absent and a GPU is there, as for every other adapter; msclap's own default, False, ran
+    the model on the CPU of a GPU node), ``device``, ``label_template`` (default msclap's
     ``"this is the sound of {label}"``), ``single_label_scale`` (default: the model's
     learned logit scale, as in msclap's zero-shot example), ``multi_label_scale`` (default 1:
     sigmoid of the plain cosine), ``crop_seed`` (msclap crops clips longer than its window at
@@ -172,7 +184,14 @@ class MSClapModel(_ClapBase):
                                           self.versions[self.version],
                                           revision=self.entry.revision)
         self._client = msclap.CLAP(model_fp=weights, version=self.version,
-                                   use_cuda=bool(self.entry.options.get("use_cuda", False)))
+                                   use_cuda=self.use_cuda())
+
+    def use_cuda(self) -> bool:
+        """``options.use_cuda`` when given, else whether the entry's device is CUDA
+        (``options.device``, "auto" = CUDA when available)."""
+        if "use_cuda" in self.entry.options:
+            return bool(self.entry.options["use_cuda"])
+        return default_device(self.entry).startswith("cuda")
 
     def score_scale(self, multi_label: bool) -> float:
         key = "multi_label_scale" if multi_label else "single_label_scale"
@@ -192,6 +211,96 @@ class MSClapModel(_ClapBase):
             return _as_numpy(self._client.get_audio_embeddings([path], resample=True))[0]
 
 
+#: modules MGA-CLAP's ``tools/utils.py`` imports at module level for training and SED
+#: evaluation only (``wandb.log``, ``sed_scores_eval`` PSDS): stood in for when missing
+MGA_UNUSED_IMPORTS: dict[str, tuple[str, ...]] = {
+    "wandb": (),
+    "sed_scores_eval": ("utils", "utils.scores"),
+}
+
+
+class _Unused:
+    """An attribute of an :class:`_UnusedModule`: fails when called."""
+
+    def __init__(self, qualname: str) -> None:
+        self._qualname = qualname
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Unused(f"{self._qualname}.{name}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        top = self._qualname.split(".")[0]
+        raise ModelError(f"{self._qualname} was called, but {top} is not installed (lalm-eval "
+                         "stood in for it: MGA-CLAP imports it for training and SED "
+                         "evaluation only); install it in the model's environment")
+
+
+class _UnusedModule(types.ModuleType):
+    """Stand-in for a module upstream imports but the embedding path never uses: imports
+    and attribute look-ups work, calls fail."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Unused(f"{self.__name__}.{name}")
+
+
+def stand_in_unused_imports(modules: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Register :class:`_UnusedModule` for each module (and submodules) not installed;
+    returns the names stood in for."""
+    added = []
+    for name, submodules in modules.items():
+        try:
+            importlib.import_module(name)
+            continue
+        except ImportError:
+            pass
+        parent = _UnusedModule(name)
+        parent.__path__ = []  # a package, so that submodules import
+        sys.modules[name] = parent
+        added.append(name)
+        for sub in submodules:
+            full = f"{name}.{sub}"
+            sys.modules[full] = _UnusedModule(full)
+            added.append(full)
+    return added
+
+
+def compatible_state_dict(model: Any, state: Mapping[str, Any]) -> tuple[dict[str, Any],
+                                                                          list[str]]:
+    """``state`` without the BERT ``embeddings.position_ids`` keys ``model`` does not have.
+
+    transformers >= 4.31 keeps BERT's ``position_ids`` as a non-persistent buffer; MGA-CLAP's
+    checkpoint was saved with it, so a strict ``load_state_dict`` (``example.py``) rejects it
+    as unexpected. Every other mismatch still fails the strict load."""
+    own = set(model.state_dict())
+    dropped = [k for k in state if k not in own and k.endswith("embeddings.position_ids")]
+    return {k: v for k, v in state.items() if k not in dropped}, dropped
+
+
+def sparsemax_on_input_device(model: Any) -> int:
+    """Make MGA-CLAP's ``Sparsemax`` modules run on their input's device.
+
+    ``Sparsemax.forward(self, input, device='cuda')`` (``models/ase_model.py``) builds its
+    ``torch.arange`` on CUDA whatever the input's device: on a CPU run every item failed.
+    Each instance's ``forward`` is bound to pass ``device=input.device``; returns how many."""
+    patched = 0
+    for module in model.modules():
+        if type(module).__name__ != "Sparsemax":
+            continue
+        original = type(module).forward
+
+        def forward(self: Any, input: Any, device: Any = None, _original: Any = original
+                    ) -> Any:
+            return _original(self, input, device=input.device if device is None else device)
+
+        module.forward = types.MethodType(forward, module)
+        patched += 1
+    return patched
+
+
 class MGAClapModel(_ClapBase):
     """MGA-CLAP from the Ming-er/MGA-CLAP repository (its ``models.ase_model.ASE``).
 
@@ -201,6 +310,14 @@ class MGAClapModel(_ClapBase):
     aggregates (``msc``). Scores use the plain cosine (scale 1), as upstream does.
     Options: ``config`` (settings YAML, default ``settings/inference_example.yaml`` in the
     checkout), ``device``, ``label_template`` (default ``"{label}"``).
+
+    Checked against Ming-er/MGA-CLAP@887b624 (``example.py``, ``models/ase_model.py``,
+    ``tools/utils.py``): the checkpoint's BERT ``embeddings.position_ids`` key is dropped
+    before the strict load (:func:`compatible_state_dict`); ``Sparsemax`` runs on the input's
+    device (:func:`sparsemax_on_input_device`); ``wandb`` and ``sed_scores_eval``, imported
+    by ``tools/utils.py`` for training and SED scoring only, are stood in for when missing
+    (:func:`stand_in_unused_imports`); ``sentence_transformers`` (``tools/losses.py``) and
+    ``loguru`` are real dependencies (``envs/mga_clap.yaml``).
     """
 
     default_sample_rate: ClassVar[int | None] = 32000
@@ -219,16 +336,27 @@ class MGAClapModel(_ClapBase):
             raise ModelError(f"models.{entry.name}: checkpoint {checkpoint} not found")
         import yaml
 
+        root = require_checkout(entry, self.upstream_repo, "it has no package metadata; "
+                                "models.ase_model and tools.utils are top-level modules")
         config_path = Path(entry.options.get("config")
-                           or Path(req["path"]) / "settings" / "inference_example.yaml")
+                           or root / "settings" / "inference_example.yaml")
         config = yaml.safe_load(config_path.read_text())
         self._device = default_device(entry)
         config["device"] = self._device
         torch = import_package("torch", entry, "pip install torch")
+        stood_in = stand_in_unused_imports(MGA_UNUSED_IMPORTS)
+        if stood_in:
+            log.warning("models.%s: stood in for %s (imported by MGA-CLAP's tools/utils.py, "
+                        "unused for embeddings)", entry.name, ", ".join(stood_in))
         ase = import_upstream("models.ase_model", entry, self.upstream_repo)
         model = ase.ASE(config)
         state = torch.load(checkpoint, map_location="cpu")
-        model.load_state_dict(state["model"], strict=True)
+        weights, dropped = compatible_state_dict(model, state["model"])
+        if dropped:
+            log.info("models.%s: dropped %s from the checkpoint (a non-persistent buffer in "
+                     "this transformers)", entry.name, ", ".join(dropped))
+        model.load_state_dict(weights, strict=True)
+        sparsemax_on_input_device(model)
         self._client = model.to(self._device).eval()
 
     def _clip(self, samples: np.ndarray) -> np.ndarray:

@@ -14,6 +14,18 @@ Entry example::
 The user turn holds ``<|AUDIO|>`` and the instruction plus an ``audios`` entry with the WAV
 path; the answer prefix ``The correct answer is:`` is cut (the ``desta25`` answer family,
 ``answers/families.yaml``). Shared rules are those of :mod:`lalm_eval.models.external_common`.
+
+Checked against kehanlu/DeSTA2.5-Audio ``desta/models/modeling_desta25.py``:
+``DeSTA25AudioModel.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)`` (:685-707)
+reads only ``cache_dir`` from its kwargs and calls the config's ``from_pretrained`` and
+``hf_hub_download`` without a revision, so a ``revision=`` argument was silently ignored and
+the latest weights loaded while the record carried the pin. The adapter downloads the pinned
+snapshot itself (:func:`~lalm_eval.models.external_common.resolve_model_path`) and passes
+the local folder. The config's ``llm_model_id`` and ``encoder_model_id`` (Llama-3.1-8B,
+Whisper-large-v3) are still fetched by upstream at their latest revision (docs/models.md).
+``generate(messages, temperature=0.7, top_p=0.9, do_sample=True, max_new_tokens=512)``
+asserts that each message's ``audios`` count equals its ``<|AUDIO|>`` count; its MMAU script
+decodes greedily with 512 new tokens, as we do.
 """
 
 from __future__ import annotations
@@ -21,7 +33,12 @@ from __future__ import annotations
 from typing import Any
 
 from lalm_eval.models.base import Request
-from lalm_eval.models.external_common import ExternalLALM, default_device, import_upstream
+from lalm_eval.models.external_common import (
+    ExternalLALM,
+    default_device,
+    import_upstream,
+    resolve_model_path,
+)
 
 DESTA_AUDIO_LOCATOR = "<|AUDIO|>"
 
@@ -63,8 +80,8 @@ class Desta25Model(ExternalLALM):
     def _load(self) -> None:
         self._check_allowed()
         module = import_upstream("desta", self.entry, self.upstream_repo)
-        model = module.DeSTA25AudioModel.from_pretrained(self.entry.source,
-                                                         revision=self.entry.revision)
+        # upstream's from_pretrained ignores a revision: load the pinned snapshot's folder
+        model = module.DeSTA25AudioModel.from_pretrained(resolve_model_path(self.entry))
         self._client = model.to(default_device(self.entry)).eval()
 
     def _run(self, request: Request, audio_path: str | None) -> tuple[str, int | None]:

@@ -21,6 +21,14 @@ used by the CLAP and serving adapters):
 * ``requires`` keys: ``repo`` (owner/name), ``revision`` (commit), optional ``path`` (a
   checkout; put on ``sys.path`` and, when it is a git checkout, checked against
   ``revision``), optional ``checkpoint`` (a weights file, where the adapter needs one).
+  Adapters whose upstream code has no package metadata (Step-Audio 2, SALMONN, LTU-AS,
+  MGA-CLAP) need ``path`` (:func:`require_checkout`; the error gives the exact ``git``
+  commands). A module imported for a checkout must come from that checkout: one shadowed by
+  another installed copy is refused (:func:`import_upstream`).
+* Hub weights are fetched at the entry's ``revision`` by us (:func:`resolve_model_path`) and
+  the upstream loader gets the local folder: several upstream loaders download without a
+  revision (DeSTA2.5's ``from_pretrained``, Kimi-Audio's ``snapshot_download``).
+* Each family runs in its own conda environment (:mod:`lalm_eval.models.environments`).
 * One bad item gives ``Response.failed``; the batch goes on.
 
 Test seam: ``_load`` sets ``self._client`` to the upstream object (or a small runner around
@@ -31,6 +39,7 @@ it). Tests set ``_client`` to a stand-in with the same call surface and mark the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import io
 import logging
@@ -122,6 +131,116 @@ def install_hint(entry: ModelEntry, repo: str, pip_name: str | None = None) -> s
     return hint
 
 
+def checkout_commands(entry: ModelEntry, repo: str, dest: str | None = None) -> str:
+    """The shell commands that make the pinned checkout ``requires.path`` should name.
+
+    The commit is fetched by its id (``git fetch origin <commit>``), so a pin that is no
+    longer on the default branch (Kimi-Audio's faedaac) or lives on another branch
+    (SALMONN's ``salmonn`` branch) is found too; GitHub serves any commit of the repository
+    by its full id.
+    """
+    req = entry.requires or {}
+    revision = req.get("revision") or "<commit>"
+    dest = dest or req.get("path") or f"resources/code/{repo.split('/')[-1]}"
+    return (f"git clone https://github.com/{repo} {dest} && "
+            f"git -C {dest} fetch origin {revision} && git -C {dest} checkout {revision}")
+
+
+def require_checkout(entry: ModelEntry, repo: str, why: str) -> Path:
+    """``requires.path`` as a directory, or ModelError saying exactly how to make it.
+
+    ``why`` says why the adapter cannot do without a checkout (no package metadata, top-level
+    imports, ...)."""
+    path = (entry.requires or {}).get("path")
+    if path and Path(path).is_dir():
+        return Path(path)
+    state = (f"requires.path {path!r} is not a directory" if path
+             else "the entry has no requires.path")
+    raise ModelError(
+        f"models.{entry.name}: adapter {entry.adapter!r} imports {repo}'s code from a "
+        f"checkout ({why}), but {state}. Make it with: {checkout_commands(entry, repo)} ; "
+        f"then set models.{entry.name}.requires.path to that folder "
+        f"(requires: {requirement_label(entry)})")
+
+
+def add_checkout_paths(entry: ModelEntry, subdirs: tuple[str, ...] = ("",)) -> list[str]:
+    """Put ``requires.path``/<subdir> folders first on ``sys.path`` (in the order given, the
+    first ending up first); returns the folders added. Nothing without ``requires.path``."""
+    path = (entry.requires or {}).get("path")
+    if not path:
+        return []
+    folders = [str(Path(path) / sub) if sub else str(path) for sub in subdirs]
+    for folder in reversed(folders):
+        if folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+    return folders
+
+
+def module_origin(module: ModuleType) -> Path | None:
+    """The file (or, for a namespace package, first folder) a module was imported from."""
+    file = getattr(module, "__file__", None)
+    if file:
+        return Path(file).resolve()
+    locations = list(getattr(getattr(module, "__spec__", None), "submodule_search_locations",
+                             None) or [])
+    return Path(locations[0]).resolve() if locations else None
+
+
+def check_origin(module: ModuleType, entry: ModelEntry, repo: str) -> None:
+    """ModelError when ``module`` was not imported from the entry's ``requires.path``."""
+    path = (entry.requires or {}).get("path")
+    origin = module_origin(module)
+    if not path or origin is None:
+        return
+    root = Path(path).resolve()
+    if origin != root and root not in origin.parents:
+        raise ModelError(
+            f"models.{entry.name}: {module.__name__!r} was imported from {origin}, not from "
+            f"the checkout {root} of {repo} (requires: {requirement_label(entry)}); another "
+            "copy of that module shadows it: uninstall it from the model's environment")
+
+
+@contextlib.contextmanager
+def working_directory(path: str | Path) -> Iterator[Path]:
+    """Run the block in ``path`` (created if needed), then go back."""
+    target = Path(path)
+    target.mkdir(parents=True, exist_ok=True)
+    previous = os.getcwd()
+    os.chdir(target)
+    try:
+        yield target
+    finally:
+        os.chdir(previous)
+
+
+def scratch_dir(entry: ModelEntry) -> Path:
+    """Where upstream code may write files of its own (logs): ``options.scratch_dir``, else
+    ``$LALM_EVAL_CACHE/scratch/<model>``."""
+    from lalm_eval.models.sources import cache_root
+
+    given = entry.options.get("scratch_dir")
+    return Path(given) if given else cache_root() / "scratch" / entry.name
+
+
+_DTYPES = {"float16": "float16", "fp16": "float16", "half": "float16",
+           "bfloat16": "bfloat16", "bf16": "bfloat16",
+           "float32": "float32", "fp32": "float32", "float": "float32"}
+
+
+def torch_dtype(entry: ModelEntry, torch: Any, device: str, cuda_default: str = "float16"
+                ) -> Any:
+    """``options.dtype`` as a torch dtype; "auto" (default): ``cuda_default`` on CUDA,
+    float32 elsewhere."""
+    name = str(entry.options.get("dtype", "auto")).lower()
+    if name == "auto":
+        name = cuda_default if device.startswith("cuda") else "float32"
+    if name not in _DTYPES:
+        raise ModelError(f"models.{entry.name}: options.dtype must be auto or one of "
+                         f"{sorted(set(_DTYPES.values()))}, got {name!r}")
+    return getattr(torch, _DTYPES[name])
+
+
 def git_head(path: str | Path) -> str | None:
     """Commit checked out in a git working tree, or None when it cannot be read."""
     git_dir = Path(path) / ".git"
@@ -156,13 +275,24 @@ def check_repository_code(entry: ModelEntry, repo: str) -> None:
     path = req.get("path")
     if named and path:
         if not Path(path).is_dir():
-            raise ModelError(f"models.{entry.name}: requires.path {path!r} is not a directory")
+            raise ModelError(f"models.{entry.name}: requires.path {path!r} is not a directory; "
+                             f"make the checkout with: {checkout_commands(entry, repo)}")
         head = git_head(path)
         revision = str(req["revision"]).lower()
         if head is not None and not head.startswith(revision):
             raise ModelError(
                 f"models.{entry.name}: checkout {path} is at {head[:12]}, but requires.revision "
                 f"pins {revision}; check out the pinned commit")
+
+
+def absolute_checkout(entry: ModelEntry) -> ModelEntry:
+    """The entry with ``requires.path`` made absolute (against the working directory now), so
+    that upstream imports done from another working directory still find the checkout."""
+    req = entry.requires or {}
+    if not req.get("path") or Path(req["path"]).is_absolute():
+        return entry
+    return dataclasses.replace(entry, requires={**req,
+                                                "path": str(Path(req["path"]).absolute())})
 
 
 def check_remote_code(entry: ModelEntry, reason: str) -> None:
@@ -173,18 +303,18 @@ def check_remote_code(entry: ModelEntry, reason: str) -> None:
 
 def import_upstream(module: str, entry: ModelEntry, repo: str, pip_name: str | None = None,
                     extra_paths: tuple[str, ...] = ()) -> ModuleType:
-    """Import an upstream module (checkout from ``requires.path`` first on ``sys.path``)."""
-    path = (entry.requires or {}).get("path")
-    for folder in [*(str(Path(path) / p) for p in extra_paths if path), path]:
-        if folder and folder not in sys.path:
-            sys.path.insert(0, folder)
+    """Import an upstream module, the checkout (``requires.path``, then its ``extra_paths``
+    subfolders) first on ``sys.path``; with a checkout, the module must come from it."""
+    add_checkout_paths(entry, ("", *extra_paths))
     try:
-        return importlib.import_module(module)
+        imported = importlib.import_module(module)
     except ImportError as exc:
         raise ModelError(
             f"models.{entry.name}: cannot import {module!r} ({exc}); it comes from "
             f"{repo} (requires: {requirement_label(entry)}). Install it: "
             f"{install_hint(entry, repo, pip_name)}") from exc
+    check_origin(imported, entry, repo)
+    return imported
 
 
 def import_package(module: str, entry: ModelEntry, install: str) -> ModuleType:
@@ -255,7 +385,7 @@ class ExternalLALM(AudioModel):
     answer_family: ClassVar[str | None] = None
 
     def __init__(self, entry: ModelEntry, models: Mapping[str, dict[str, Any]] | None = None):
-        super().__init__(entry, models)
+        super().__init__(absolute_checkout(entry), models)
         self.decoding = decoding_from(entry.decoding)
         self._client: Any = None
 

@@ -14,19 +14,35 @@ Entry example::
 Messages are Kimi-Audio's chat format (a user text message, then a user audio message with the
 WAV path); output is text only. Shared rules (``requires``, remote code, per-item errors, the
 ``_client`` test seam) are those of :mod:`lalm_eval.models.external_common`.
+
+Checked against MoonshotAI/Kimi-Audio@faedaac ``kimia_infer/api/kimia.py``:
+
+* ``KimiAudio.generate(chats, output_type="text", audio_temperature, audio_top_k,
+  text_temperature, text_top_k, audio_repetition_penalty, audio_repetition_window_size,
+  text_repetition_penalty, text_repetition_window_size, max_new_tokens)`` has no ``top_p`` and
+  no beam search: an entry whose ``decoding`` sets ``top_p`` or ``num_beams > 1`` is refused
+  (they used to be dropped without a word, while the record's fingerprint carried them).
+* importing ``kimia.py`` adds a loguru file sink ``kimia_audio.log`` in the working directory:
+  the import runs inside :func:`~lalm_eval.models.external_common.scratch_dir`.
+* ``KimiAudio(model_path)`` downloads a hub id without a revision: it gets the local snapshot
+  at ``entry.revision`` instead.
+* faedaac is no longer on the default branch: :func:`checkout_commands` fetches it by id.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from lalm_eval.models.base import Request
+from lalm_eval.models.base import ModelEntry, ModelError, Request
 from lalm_eval.models.decoding import Decoding
 from lalm_eval.models.external_common import (
     ExternalLALM,
     import_upstream,
     join_nonempty,
     resolve_model_path,
+    scratch_dir,
+    working_directory,
 )
 
 
@@ -45,6 +61,16 @@ def kimi_messages(prompt: str | None, system: str | None,
     if not messages:
         raise ValueError("nothing to send: no prompt and no audio")
     return messages
+
+
+def kimi_unsupported(decoding: Decoding) -> list[str]:
+    """Decoding settings KimiAudio.generate has no parameter for (``top_p``, ``num_beams``)."""
+    unsupported = []
+    if decoding.top_p is not None:
+        unsupported.append("top_p")
+    if decoding.num_beams != 1:
+        unsupported.append("num_beams")
+    return unsupported
 
 
 def kimi_sampling(decoding: Decoding) -> dict[str, Any]:
@@ -72,9 +98,21 @@ class KimiAudioModel(ExternalLALM):
     default_prompts = {"transcribe": "Please transcribe the following audio:",
                        "caption": "Describe the audio in detail."}
 
+    def __init__(self, entry: ModelEntry, models: Mapping[str, dict[str, Any]] | None = None):
+        super().__init__(entry, models)
+        unsupported = kimi_unsupported(self.decoding)
+        if unsupported:
+            raise ModelError(
+                f"models.{entry.name}: Kimi-Audio's KimiAudio.generate (kimia_infer/api/"
+                f"kimia.py) has no {' and no '.join(unsupported)}; remove "
+                f"{', '.join('decoding.' + k for k in unsupported)} (it would be dropped "
+                "while the record says it was used)")
+
     def _load(self) -> None:
         self._check_allowed()
-        module = import_upstream("kimia_infer.api.kimia", self.entry, self.upstream_repo)
+        # kimia.py adds a loguru file sink "kimia_audio.log" in the working directory at import
+        with working_directory(scratch_dir(self.entry)):
+            module = import_upstream("kimia_infer.api.kimia", self.entry, self.upstream_repo)
         self._client = module.KimiAudio(model_path=resolve_model_path(self.entry),
                                         load_detokenizer=False)
 

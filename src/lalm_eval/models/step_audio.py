@@ -14,15 +14,31 @@ Entry example::
 Messages are Step's chat format (system, a human turn holding text and audio, an open
 assistant turn); transcription uses Step's own ASR system prompt. Shared rules are those of
 :mod:`lalm_eval.models.external_common`.
+
+Checked against stepfun-ai/Step-Audio2@c22bfad ``stepaudio2.py``: the repository has no
+package metadata and ``stepaudio2.py:4-5`` imports the top-level modules ``utils`` and
+``device_utils``, so ``requires.path`` (a checkout at the pin) is required; without it the
+error gives the ``git`` commands. ``StepAudio2(model_path)`` and ``__call__(messages,
+**kwargs)`` (kwargs update a ``GenerationConfig`` whose default ``max_new_tokens`` is 2048)
+return ``(token_ids, text, audio_tokens)``. Upstream's README installs transformers==4.49.0
+(``envs/step_audio2.yaml``); its examples sample (temperature 0.7, top_p 0.9, repetition
+penalty 1.05), we decode greedily unless the entry says otherwise.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from lalm_eval.models.base import Request
 from lalm_eval.models.decoding import hf_generate_kwargs
-from lalm_eval.models.external_common import ExternalLALM, import_upstream, resolve_model_path
+from lalm_eval.models.external_common import (
+    ExternalLALM,
+    check_origin,
+    import_upstream,
+    require_checkout,
+    resolve_model_path,
+)
 
 STEP_AUDIO2_ASR_SYSTEM = "请记录下你所听到的语音内容。"
 
@@ -61,7 +77,13 @@ class StepAudio2Model(ExternalLALM):
 
     def _load(self) -> None:
         self._check_allowed()
+        require_checkout(self.entry, self.upstream_repo,
+                         "it has no package metadata and stepaudio2.py imports the top-level "
+                         "modules utils and device_utils")
         module = import_upstream("stepaudio2", self.entry, self.upstream_repo)
+        for companion in ("utils", "device_utils"):  # stepaudio2.py:4-5
+            if companion in sys.modules:
+                check_origin(sys.modules[companion], self.entry, self.upstream_repo)
         self._client = module.StepAudio2(resolve_model_path(self.entry))
 
     def _run(self, request: Request, audio_path: str | None) -> tuple[str, int | None]:

@@ -1,0 +1,1 @@
+"""Stand-in for bytedance/SALMONN (branch salmonn, a58bba7) ``models/__init__.py``."""

@@ -1,0 +1,1 @@
+"""Stand-in for sentence-transformers: the ``util`` module MGA-CLAP imports."""
