@@ -110,7 +110,6 @@ def validate_config(config: dict[str, Any], schema: dict | None = None, *,
     except ImportError as exc:
         raise ConfigError(f"config error: plugins: cannot import {exc.name!r} ({exc})") from exc
     _check_models(config.get("models", {}))
-    _check_training(config)
     for name, settings in config.get("suites", {}).items():
         try:
             kind = get_kind(settings["kind"])
@@ -119,6 +118,7 @@ def validate_config(config: dict[str, Any], schema: dict | None = None, *,
         errors = list(_Validator(kind.schema()).iter_errors(settings))
         if errors:
             raise ConfigError(f"config error: {_describe(_first_error(errors), f'suites.{name}')}")
+    _check_training(config)
     _check_references(config)
     if check_tables:
         check_table_corpora(config)

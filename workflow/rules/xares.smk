@@ -1,4 +1,4 @@
-# XARES-LLM's own rules: the demo's task items, the training mixture every system trains on
+# XARES-LLM's own rules: the task items (demo corpus or upstream shards), the training mixture every system trains on
 # (the input of its train_<model>), one linear-probe job per encoder and the report.
 # Training is the generic train_<model> rule; inference and scoring the generic rules.
 XARES_SUITES = suites_of_kind("xares")
@@ -11,6 +11,7 @@ rule xares_items:
         item_table=f"{OUT}/{{suite}}/data/items.csv",
     params:
         tasks=lambda w: SUITES[w.suite].settings["tasks"],
+        data=lambda w: SUITES[w.suite].settings["data"],
         demo=lambda w: SUITES[w.suite].settings["demo"],
         seed=config["seed"],
     log:

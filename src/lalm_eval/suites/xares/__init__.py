@@ -73,14 +73,25 @@ class XaresSuite(Suite):
         return data["items"] if "items" in data else f"{self.out}/data/items.csv"
 
     def items_inputs(self) -> dict[str, str]:
-        """Inputs of the demo items rule (the demo corpus's tables)."""
+        """Inputs of the items rule: the demo corpus's tables (none for shards: a folder)."""
+        if "shards" in self.settings["data"]:
+            # the verified download of every task's shards (registry entries xares_<task>)
+            from lalm_eval.corpora.xares_shards import registry_name
+            from lalm_eval.suites.xares.tasks import load_task_set
+
+            assert self.plan is not None
+            return {f"shards_{name}": self.plan.download_stamp(registry_name(name))
+                    for name, task in load_task_set(self.settings["tasks"]).tasks.items()
+                    if task.shards}
+        if "corpus" not in self.settings["data"]:
+            return {}
         corpus = self.settings["data"]["corpus"]
         return {"speech": f"{self.res}/corpora/{corpus}/sources/speech.csv",
                 "events": f"{self.res}/corpora/{corpus}/sources/events.csv",
                 "background": f"{self.res}/corpora/{corpus}/backgrounds/background.csv"}
 
     def builds_items(self) -> bool:
-        return "corpus" in self.settings["data"]
+        return "corpus" in self.settings["data"] or "shards" in self.settings["data"]
 
     def training_set_file(self, model: str) -> str:
         return f"{self.out}/training/mixture.jsonl"
