@@ -118,8 +118,8 @@ def validate_config(config: dict[str, Any], schema: dict | None = None, *,
         errors = list(_Validator(kind.schema()).iter_errors(settings))
         if errors:
             raise ConfigError(f"config error: {_describe(_first_error(errors), f'suites.{name}')}")
-    _check_training(config)
     _check_references(config)
+    _check_training(config)
     if check_tables:
         check_table_corpora(config)
     return config
