@@ -57,7 +57,8 @@ system-deps:
 demo: install $(STAMPS)/demo-llms system-deps
 	$(SNAKEMAKE) --configfile config/demo.yaml --cores $(CORES) --printshellcmds
 	@echo "demo results in results/demo/ (start with results/demo/sseu/corpus_summary.md;"
-	@echo "JASCO in results/demo/jasco/report/, knowledge in results/demo/knowledge/report/)"
+	@echo "JASCO in results/demo/jasco/report/, knowledge in results/demo/knowledge/report/,"
+	@echo "XARES-LLM leaderboard in results/demo/xares/report/tables/leaderboard.md)"
 
 # headless Chromium for the HTML report check (Debian package; idempotent)
 chromium:
