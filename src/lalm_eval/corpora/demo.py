@@ -33,6 +33,7 @@ import soxr
 import yaml
 
 from lalm_eval.audio import fade_edges
+from lalm_eval.corpora.tables import write_rows
 from lalm_eval.hashing import bytes_sha256
 
 from . import tables as _tables
@@ -222,14 +223,6 @@ def _check_audio(x: np.ndarray, sr: int, what: str, min_s: float, max_s: float) 
     span = active_span(x, sr)
     if span is None or _rms_db(x[span[0] : span[1]]) < -50.0:
         raise ValueError(f"{what}: audio is silent")
-
-
-def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(columns), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: row.get(c, "") for c in columns})
 
 
 # --------------------------------------------------------------------------- flite
@@ -560,8 +553,8 @@ def build_demo_sources(
             }
         )
 
-    _write_csv(out_dir / "speech.csv", SPEECH_COLUMNS, speech_rows)
-    _write_csv(out_dir / "events.csv", EVENT_COLUMNS, event_rows)
+    write_rows(out_dir / "speech.csv", SPEECH_COLUMNS, speech_rows)
+    write_rows(out_dir / "events.csv", EVENT_COLUMNS, event_rows)
     (out_dir / "SOURCES.md").write_text(
         _sources_md(catalog, speech_rows, event_rows, flite_version), encoding="utf-8"
     )
@@ -792,5 +785,5 @@ def compose_backgrounds(
                 }
             )
     csv_path = out_dir / "background.csv"
-    _write_csv(csv_path, BACKGROUND_COLUMNS, table)
+    write_rows(csv_path, BACKGROUND_COLUMNS, table)
     return csv_path

@@ -16,7 +16,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,20 @@ class Skip:
 
     item: str
     reason: str
+
+
+def write_rows(path: str | Path, columns: Sequence[str],
+               rows: Iterable[Mapping[str, Any]]) -> None:
+    """A CSV of ``rows`` in ``columns`` order (missing cells empty, ``\n`` line ends),
+    written atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c, "") for c in columns})
+    tmp.replace(path)
 
 
 def attach_skips(df: pd.DataFrame, skips: Iterable[Skip], where: str) -> pd.DataFrame:

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from lalm_eval.audio import load_audio
+from lalm_eval.corpora.tables import write_rows
 from lalm_eval.hashing import file_sha256
 
 from .demo import _stable_int, active_span, text_label, wav_bytes
@@ -697,16 +698,6 @@ TASK_BUILDERS: dict[str, Callable[..., list[_Item]]] = {
 # --------------------------------------------------------------------------- build
 
 
-def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: row.get(c, "") for c in columns})
-    tmp.replace(path)
-
-
 def _readme(summary: Mapping[str, Any]) -> str:
     lines = [
         "# XARES demo task items",
@@ -830,10 +821,10 @@ def build_demo_items(sources_dir: Path, backgrounds_csv: Path, out_dir: Path, se
                                                      backgrounds_csv)},
         "notes": ctx.notes,
     }
-    _write_csv(out_dir / "provenance.csv", PROVENANCE_COLUMNS, provenance)
+    write_rows(out_dir / "provenance.csv", PROVENANCE_COLUMNS, provenance)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n",
                                           encoding="utf-8")
     (out_dir / "README.md").write_text(_readme(summary), encoding="utf-8")
     items_csv = out_dir / "items.csv"
-    _write_csv(items_csv, ITEM_COLUMNS, rows)
+    write_rows(items_csv, ITEM_COLUMNS, rows)
     return items_csv

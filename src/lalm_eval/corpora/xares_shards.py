@@ -27,7 +27,6 @@ sample's shard and key: upstream's train/test split is taken as given.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import shutil
@@ -41,6 +40,7 @@ from typing import Any
 import yaml
 
 from lalm_eval.audio import AudioError, load_audio, to_pcm16, write_audio
+from lalm_eval.corpora.tables import write_rows
 from lalm_eval.hashing import text_sha256
 
 __all__ = [
@@ -314,16 +314,6 @@ def _targets(value: Any, metric: str, split: str) -> tuple[list[str], bool]:
 # --------------------------------------------------------------------------- build
 
 
-def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: row.get(c, "") for c in columns})
-    tmp.replace(path)
-
-
 def _decode(data: bytes, ext: str, sample_rate: int, tmp_dir: Path):
     """Decoded samples via lalm_eval.audio (the bytes written to a temporary file)."""
     tmp = tmp_dir / f"member.{ext.rsplit('.', 1)[-1]}"
@@ -444,10 +434,10 @@ def build_shard_items(
                                      f"(skipped: {info['skipped']})")
                 info["samples"][split] = made
             summary["tasks"][name] = info
-    _write_csv(out_dir / "provenance.csv", PROVENANCE_COLUMNS, provenance)
+    write_rows(out_dir / "provenance.csv", PROVENANCE_COLUMNS, provenance)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n",
                                           encoding="utf-8")
     items = out_dir / "items.csv"
-    _write_csv(items, ITEM_COLUMNS, rows)
+    write_rows(items, ITEM_COLUMNS, rows)
     return items
 
