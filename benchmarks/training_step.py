@@ -36,9 +36,12 @@ pooling (XARES-LLM's own setting: 50 embeddings per second). Whisper runs with
 Per row: median step time over ``--steps`` steps after ``--warmup`` warm-up steps, samples/s,
 audio embeddings per clip, sequence length, trainable parameters, peak RSS (and the RSS just
 before the first step), the step's CPU time over wall time, and the step time as a ratio to
-the baseline row (logmel, cached, 1 thread, SmolLM2; always run). Then ratios: 2 threads vs
-1, computed vs cached, unpooled vs pooled. The LLM's first load (de-quantising into an empty
-temporary cache) and a cached load are timed once, each in its own subprocess.
+the baseline row (logmel, cached, 1 thread, SmolLM2; always run), and the 1-minute load
+average around the row (mean of before and after: the machine is shared, and a cpu/wall
+near 1.0 with 2 threads means the second core was busy with someone else's work). Then
+ratios: 2 threads vs 1, computed vs cached, unpooled vs pooled. The LLM's first load
+(de-quantising into an empty temporary cache) and a cached load are timed once, each in its
+own subprocess.
 
     nice .venv/bin/python benchmarks/training_step.py [--steps 7] [--warmup 2]
         [--encoders logmel,whisper_tiny] [--llms smollm2,qwen05] [--quick] [--json out.json]
@@ -352,12 +355,12 @@ def _key(row: dict[str, Any], **change: Any) -> tuple:
 def print_table(rows: list[dict[str, Any]]) -> None:
     base = rows[0].get("step_s")
     print("\n| LLM | encoder | pool | emb/clip | seq len | features | threads | step s (median) "
-          "| samples/s | x baseline | trainable | peak RSS MB | cpu/wall |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| samples/s | x baseline | trainable | peak RSS MB | cpu/wall | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         if "error" in row:
             print(f"| {row['llm']} | {row['encoder']} | {row['pool']} | | | {row['mode']} | "
-                  f"{row['threads']} | failed: {row['error'].splitlines()[-1][:80]} |||||")
+                  f"{row['threads']} | failed: {row['error'].splitlines()[-1][:80]} ||||||")
             continue
         ratio = f"{row['step_s'] / base:.2f}" if base else "-"
         feature = (f" (enc {row['feature_s']:.2f})" if row.get("feature_s") is not None else "")
@@ -365,7 +368,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
               f"{row['audio_embeddings']:g} | {row['sequence_length']:g} | {row['mode']} | "
               f"{row['threads']} | {row['step_s']:.3f}{feature} | {row['samples_per_s']:.2f} | "
               f"{ratio} | {row['trainable']:,} | {row['peak_rss_mb']:.0f} | "
-              f"{row['cpu_per_wall']:.2f} |")
+              f"{row['cpu_per_wall']:.2f} | {row['load_1min']:.1f} |")
 
 
 def print_comparisons(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -462,8 +465,9 @@ def main() -> None:
         for row in plan_rows(encoders, llms, args.quick):
             cfg = {**row, "steps": steps, "warmup": warmup, "items": items}
             started = time.perf_counter()
+            load_before = os.getloadavg()[0]
             out = _subprocess("row", cfg, _env(row["threads"]))
-            merged = {**row, **out}
+            merged = {**row, **out, "load_1min": (load_before + os.getloadavg()[0]) / 2}
             results["rows"].append(merged)
             if "error" in out:
                 print(f"{_label(row)}: FAILED {out['error']}")
