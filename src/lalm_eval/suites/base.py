@@ -110,6 +110,15 @@ class InferenceJob:
     progress: bool = True
 
 
+def with_model_options(job: InferenceJob, **options: Any) -> InferenceJob:
+    """``job`` with ``options`` set on its model's entry (e.g. ``untrained=True``: a trained
+    model's connector as initialised, the baseline it must beat)."""
+    models = {name: dict(entry) for name, entry in job.models.items()}
+    entry = models[job.model_name]
+    entry["options"] = {**(entry.get("options") or {}), **options}
+    return InferenceJob(**{**job.__dict__, "models": models})
+
+
 class Suite:
     """Base class of every suite kind; subclasses set the class variables and override the
     planning and running methods they need."""

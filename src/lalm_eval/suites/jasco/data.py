@@ -19,7 +19,7 @@ import pandas as pd
 
 from lalm_eval.hashing import text_sha256
 from lalm_eval.inference import EMPTY_OUTPUT, WorkItem
-from lalm_eval.jsonl import read_jsonl
+from lalm_eval.jsonl import read_jsonl, write_jsonl
 
 #: our wording of the faithful mode's second call (upstream asks a similar question in
 #: eval.py; its prompt is code, not data, so it is not fetched); an input of judge jobs
@@ -371,7 +371,7 @@ def run_judge_job(*, items_path: str | Path, protocol_path: str | Path,
             second = {r["item_id"]: r for r in read_records(second_path)}
     records = [_judgement(a, calls.get(a["item_id"]), second.get(a["item_id"]), judge_name,
                           judge.entry.revision, protocol, orientation_sha) for a in answers]
-    _write_jsonl(Path(out_path), records)
+    write_jsonl(out_path, records)
     counts = pd.Series([r["status"] for r in records]).value_counts().to_dict()
     return {"judge": judge_name, "items": len(records), "statuses": counts,
             "calls_computed": summary.n_computed, "calls_cached": summary.n_cached}
@@ -402,12 +402,6 @@ def _judgement(answer: Mapping[str, Any], call: Mapping[str, Any] | None,
     }
 
 
-def _write_jsonl(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                   encoding="utf-8")
-    tmp.replace(path)
 
 
 # --------------------------------------------------------------------------- data

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from lalm_eval.inference import WorkItem
-from lalm_eval.suites.base import InferenceJob, PredictionJob, ScoreJob, Suite
+from lalm_eval.suites.base import (
+    InferenceJob,
+    PredictionJob,
+    ScoreJob,
+    Suite,
+    with_model_options,
+)
 
 SPLIT = "test"
 TRAINED, UNTRAINED = "trained", "untrained"
@@ -166,10 +172,7 @@ class XaresSuite(Suite):
     def run_inference(self, job: InferenceJob):
         """Mode ``untrained`` runs the system with its connector as initialised."""
         if job.mode == UNTRAINED:
-            models = {name: dict(entry) for name, entry in job.models.items()}
-            models[job.model_name]["options"] = {**models[job.model_name].get("options", {}),
-                                                 "untrained": True}
-            job = InferenceJob(**{**job.__dict__, "models": models})
+            job = with_model_options(job, untrained=True)
         return super().run_inference(job)
 
     def work_items(self, job: InferenceJob, model: Any) -> list[WorkItem]:

@@ -11,7 +11,6 @@ weights datasets by their share of shards).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from lalm_eval.jsonl import write_jsonl
 
 COLUMNS = ("task", "item_id", "audio", "target", "split", "recording")
 SPLITS = ("train", "valid", "test")
@@ -113,10 +114,7 @@ def write_mixture(items: str | Path, task_set: str, out: str | Path, size: int |
     rows = read_items(items, tasks)
     mixture = mixture_rows(rows, tasks, size, seed)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mixture))
-    tmp.replace(out)
+    write_jsonl(out, mixture)
     counts: dict[str, int] = {}
     by_id = {r.item_id: r.task for r in rows}
     for r in mixture:

@@ -195,6 +195,17 @@ def write_report(name: str, inputs: Mapping[str, Any], params: Mapping[str, Any]
             notes=["untrained: the same LALM with its connector and LoRA as initialised from "
                    "the recipe's seed."], bold={})
 
+    # ---------------------------------------------------------------- held-out loss
+    manifests = {m: json.loads(Path(info["manifest"]).read_text())
+                 for m, info in systems.items()}
+    paths["heldout_loss"] = write_table(
+        heldout_loss_table(manifests, {m: info["encoder"] for m, info in systems.items()}),
+        tables / "heldout_loss", "Held-out loss: each trained system against its own "
+        "untrained connector", notes=[
+            "Mean cross-entropy per target token on the training set's held-out rows, from "
+            "each training manifest: the untrained connector (and LoRA) as initialised from "
+            "the recipe's seed, and after training; lower is better."], bold={})
+
     # ---------------------------------------------------------------- published baselines
     baselines = getattr(task_set, "baselines", None) or {}
     published = settings.get("published", {})
@@ -275,8 +286,6 @@ def write_report(name: str, inputs: Mapping[str, Any], params: Mapping[str, Any]
     paths["loss_curves"] = figures / "loss_curves.png"
 
     # ---------------------------------------------------------------- results.json
-    manifests = {m: json.loads(Path(info["manifest"]).read_text())
-                 for m, info in systems.items()}
     paths["results"] = out_dir / "results.json"
     results_json(paths["results"], config_slice=dict(settings), seeds={"report": seed},
                  prompt_hashes={}, scorer={"normalise": norm_mode, "track_weights": weights,
@@ -288,6 +297,24 @@ def write_report(name: str, inputs: Mapping[str, Any], params: Mapping[str, Any]
                                         for m, man in manifests.items()},
                         "scores": primary.to_dict("records")})
     return {k: str(v) for k, v in paths.items()}
+
+
+def heldout_loss_table(manifests: Mapping[str, Mapping[str, Any]],
+                       encoders: Mapping[str, str]) -> pd.DataFrame:
+    """One row per trained system: steps, held-out loss untrained and trained, and whether
+    training beat the untrained connector (from the training manifests)."""
+    rows = []
+    for model, manifest in manifests.items():
+        before, after = manifest.get("heldout_loss_untrained"), manifest.get("heldout_loss")
+        known = before is not None and after is not None
+        rows.append({"system": model, "encoder": encoders.get(model, ""),
+                     "steps": manifest.get("steps_done"),
+                     "untrained": f"{before:.3f}" if before is not None else "n/a",
+                     "trained": f"{after:.3f}" if after is not None else "n/a",
+                     "beats untrained": ("yes" if after < before else "no") if known else "n/a",
+                     "train s": f"{manifest.get('elapsed_s', float('nan')):.0f}",
+                     "precision": manifest.get("precision", "")})
+    return pd.DataFrame(rows).set_index("system")
 
 
 def _per_task_chart(primary: pd.DataFrame, systems: Mapping[str, Mapping[str, Any]],
