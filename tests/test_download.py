@@ -534,7 +534,11 @@ def test_shipped_registry_loads_and_holds_the_pinned_facts() -> None:
         "mmau_test_mini",
         "mmar",
         "akb_2000",
+        "desta_aqa5m",
     }
+    aqa = registry["desta_aqa5m"].files
+    assert len(aqa) == 20 and not any(f.pin_verified for f in aqa)
+    assert {f.filename for f in aqa} >= {"audio.0.jsonl", "speech.9.jsonl"}
     for entry in registry.values():
         assert entry.licence and entry.version and entry.used_by
         for item in entry.files:

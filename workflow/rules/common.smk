@@ -146,3 +146,15 @@ def all_targets():
     for s in SUITES.values():
         targets += s.targets() + s.intermediate_files()
     return list(dict.fromkeys(targets))
+
+
+def distill_demo_inputs(wildcards):
+    """The demo corpus tables a distillation set is cut from, and the evaluation set whose
+    recordings it leaves out."""
+    entry = CORPORA[wildcards.corpus]
+    root = f"{RES}/corpora/{entry['events_from']}"
+    inputs = {"events": f"{root}/sources/events.csv",
+              "background": f"{root}/backgrounds/background.csv"}
+    if entry["exclude_from"]:
+        inputs["exclude"] = f"{RES}/corpora/{entry['exclude_from']}/sources.json"
+    return inputs

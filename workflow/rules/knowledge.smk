@@ -33,6 +33,7 @@ rule mmau_demo_data:
         ),
     output:
         json=f"{RES}/corpora/{{corpus}}/mmau-demo.json",
+        sources=f"{RES}/corpora/{{corpus}}/sources.json",
     params:
         seed=config["seed"],
     log:
@@ -48,6 +49,77 @@ rule mmau_demo_data:
         "../../envs/audio.yaml"
     script:
         "../scripts/mmau_demo_data.py"
+
+
+rule distill_demo_data:
+    input:
+        unpack(distill_demo_inputs),
+    output:
+        table=f"{RES}/corpora/{{corpus}}/distill.jsonl",
+    params:
+        settings=lambda w: CORPORA[w.corpus]["settings"],
+        seed=config["seed"],
+    log:
+        f"{RES}/logs/distill_demo_data_{{corpus}}.log",
+    benchmark:
+        f"{RES}/benchmarks/distill_demo_data_{{corpus}}.tsv"
+    wildcard_constraints:
+        corpus=alternation(corpora_of_kind("distill_demo")),
+    threads: 1
+    resources:
+        **job_resources("distill_demo_data"),
+    conda:
+        "../../envs/audio.yaml"
+    script:
+        "../scripts/distill_demo_data.py"
+
+
+rule distill_clips:
+    input:
+        unpack(lambda w: SUITES[w.suite].distill_source()),
+    output:
+        clips=f"{OUT}/{{suite}}/distill/clips.jsonl",
+        summary=f"{OUT}/{{suite}}/distill/clips.summary.json",
+    params:
+        source=lambda w: SUITES[w.suite].distill_source_params(),
+        seed=config["seed"],
+    log:
+        f"{OUT}/logs/distill_clips_{{suite}}.log",
+    wildcard_constraints:
+        suite=alternation([n for n in KNOWLEDGE_SUITES if SUITES[n].grounded["models"]]),
+    threads: 1
+    resources:
+        **job_resources("distill_clips"),
+    conda:
+        "../../envs/audio.yaml"
+    script:
+        "../scripts/distill_clips.py"
+
+
+rule distill_training_set:
+    input:
+        clips=f"{OUT}/{{suite}}/distill/clips.jsonl",
+        responses=lambda w: SUITES[w.suite].distill_predictions(w.backbone),
+    output:
+        data=f"{OUT}/{{suite}}/distill/{{backbone}}.jsonl",
+        summary=f"{OUT}/{{suite}}/distill/{{backbone}}.summary.json",
+    params:
+        prompts=lambda w: SUITES[w.suite].grounded["prompts"],
+        lalm=lambda w: SUITES[w.suite].grounded["models"][w.backbone],
+        seed=config["seed"],
+    log:
+        f"{OUT}/logs/distill_training_set_{{suite}}_{{backbone}}.log",
+    wildcard_constraints:
+        suite=alternation([n for n in KNOWLEDGE_SUITES if SUITES[n].grounded["models"]]),
+        backbone=alternation(sorted({b for n in KNOWLEDGE_SUITES
+                                     for b in SUITES[n].grounded["models"]})),
+    threads: 1
+    resources:
+        **job_resources("distill_training_set"),
+    conda:
+        "../../envs/audio.yaml"
+    script:
+        "../scripts/distill_training_set.py"
 
 
 rule benchmark_table:

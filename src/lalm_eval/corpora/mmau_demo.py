@@ -9,6 +9,8 @@
     out_dir/audio/<name>.wav   16 kHz mono 16-bit clips (``audio_id`` = ./audio/<name>.wav)
     out_dir/README.md          counts, kinds the corpus could not fill, and the origin and
                                licence of every clip
+    out_dir/sources.json       audio_id -> the corpus recordings the clip is made of (so a
+                               training set can leave them out)
 
 Every question has four choices: the answer (from the corpus labels) and three distractors
 drawn with a seeded generator from the other labels. Within each task the answer positions
@@ -38,9 +40,11 @@ from lalm_eval.suites.knowledge.mmau import MMAU_DIFFICULTIES, MMAU_TASKS
 
 from .demo import _stable_int, _to_mono, active_span, read_packaged_yaml, text_label, wav_bytes
 
-__all__ = ["KINDS", "JSON_NAME", "build_mmau_demo", "load_mmau_demo_spec", "validate_spec"]
+__all__ = ["KINDS", "JSON_NAME", "SOURCES_NAME", "build_mmau_demo", "load_mmau_demo_spec",
+           "read_sources", "validate_spec"]
 
 JSON_NAME = "mmau-demo.json"
+SOURCES_NAME = "sources.json"
 N_CHOICES = 4
 KINDS = ("event_identity", "scene", "scene_event", "spoken_word", "spoken_sentence",
          "speaker_gender", "speaker_count")
@@ -505,6 +509,16 @@ def _choices(question: _Question, position: int, rng: np.random.Generator) -> li
     return choices
 
 
+def _source_id(source: Mapping[str, str]) -> str:
+    return source.get("event_id") or source.get("source_id", "")
+
+
+def read_sources(path: str | Path) -> list[str]:
+    """Every recording id a built demo set's ``sources.json`` names, sorted."""
+    mapping = json.loads(Path(path).read_text(encoding="utf-8"))
+    return sorted({i for ids in mapping.values() for i in ids})
+
+
 def _readme(records: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], notes: Sequence[str],
             clips: Mapping[str, tuple[_Clip, str]]) -> str:
     counts: dict[str, int] = {}
@@ -536,7 +550,7 @@ def _readme(records: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], note
         "|---|---|---|---|---|",
     ]
     for name, (clip, digest) in sorted(clips.items()):
-        ids = " + ".join(s.get("event_id") or s.get("source_id", "") for s in clip.sources)
+        ids = " + ".join(_source_id(s) for s in clip.sources)
         origins = " + ".join(s["origin"] for s in clip.sources)
         licences = " AND ".join(sorted({s["licence"] for s in clip.sources}))
         lines.append(f"| audio/{name}.wav | {ids} | {origins} | {licences} | "
@@ -609,6 +623,9 @@ def build_mmau_demo(corpus_dir: str | Path, out_dir: str | Path, seed: int = 0, 
             stale.unlink()
     (out_dir / "README.md").write_text(_readme(records, kinds, notes, written),
                                        encoding="utf-8")
+    sources = {f"./audio/{name}.wav": [_source_id(s) for s in clip.sources]
+               for name, (clip, _) in sorted(written.items())}
+    (out_dir / SOURCES_NAME).write_text(json.dumps(sources, indent=1) + "\n", encoding="utf-8")
     json_path = out_dir / JSON_NAME
     tmp = json_path.with_name(json_path.name + ".tmp")
     tmp.write_text(json.dumps(records, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -19,8 +19,10 @@ import numpy as np
 from lalm_eval.hashing import text_sha256
 
 #: What a request asks for. ``generate`` covers LALMs (audio + prompt), text LLMs (prompt
-#: only) and judges; ``classify`` is zero-shot scoring of candidate label texts.
-TASKS = ("transcribe", "generate", "classify", "caption", "embed_text", "embed_audio")
+#: only) and judges; ``classify`` is zero-shot scoring of candidate label texts;
+#: ``detect_speech`` is voice activity detection (``silero_vad``).
+TASKS = ("transcribe", "generate", "classify", "caption", "embed_text", "embed_audio",
+         "detect_speech")
 
 
 class ModelError(RuntimeError):

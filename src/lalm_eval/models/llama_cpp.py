@@ -147,10 +147,13 @@ class LlamaCppTextLLM(AudioModel):
         if self._gguf is not None:
             return self._gguf
         source = expand_source_ranges(self.entry.source.strip())
+        parts: list[Path] = []
         if source.startswith(PKG_PREFIX) and "+" in source:
             folders = [resolve_package_part(p) for p in source[len(PKG_PREFIX):].split("+")
                        if p.strip()]
-            path = join_parts(_numbered_parts(folders), self.name)
+            parts = _numbered_parts(folders)   # partNN.bin; other layouts: resolve_source
+        if parts:
+            path = join_parts(parts, self.name)
         else:
             resolved = resolve_source(self.entry)
             if isinstance(resolved, str):

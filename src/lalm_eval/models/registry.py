@@ -14,6 +14,7 @@ ADAPTERS: dict[str, str] = {
     # offline-capable (weights inside packages for the demo; hub ids in full runs)
     "faster_whisper": "lalm_eval.models.whisper_ct2:FasterWhisperModel",
     "yamnet": "lalm_eval.models.yamnet:YamnetModel",
+    "silero_vad": "lalm_eval.models.silero_vad:SileroVAD",
     "sentence_transformers": "lalm_eval.models.text_embedding:SentenceTransformerEmbedder",
     "hf_causal_lm": "lalm_eval.models.hf_text_llm:TransformersTextLLM",
     "llama_cpp": "lalm_eval.models.llama_cpp:LlamaCppTextLLM",

@@ -12,7 +12,13 @@ Entry keys used:
   ``feature_cache`` (folder of the encoder's feature cache; default: the training job's),
   ``untrained`` (false; true: the same LALM with its connector and LoRA as initialised from
   the recipe's seed, the baseline a trained model must beat; suites set it for their
-  ``untrained`` mode).
+  ``untrained`` mode), ``transcriber`` and ``vad`` (names of ``models`` entries): for
+  recipes whose template feeds a transcript after the audio (DeSTA), the transcript of each
+  clip at inference, as DeSTA2.5 makes it: the transcriber's text when the VAD finds speech,
+  nothing otherwise (no VAD: always transcribed; no transcriber: no transcript).
+
+A request's ``system`` text replaces the recipe template's (DeSTA2.5 evaluates MMAU with a
+system prompt of its own).
 
 The fingerprint is the manifest's sha256 plus decoding and prompts, so a retrained model
 (new manifest) invalidates exactly its own cached answers and what depends on them.
@@ -34,7 +40,8 @@ from lalm_eval.models.sources import check_options
 
 log = logging.getLogger(__name__)
 
-OPTIONS = frozenset({"device", "num_threads", "feature_cache", "untrained"})
+OPTIONS = frozenset({"device", "num_threads", "feature_cache", "untrained", "transcriber",
+                     "vad"})
 _DECODING_KEYS = {"max_new_tokens", "repetition_penalty", "do_sample", "temperature", "top_p",
                   "top_k", "num_beams"}
 
@@ -68,7 +75,56 @@ class TrainedLALM(AudioModel):
                    "manifest": file_sha256(manifest_path), "decoding": self.entry.decoding,
                    "prompts": self.entry.prompts, "sample_rate": self.sample_rate,
                    "untrained": bool(self.entry.options.get("untrained", False))}
+        for role in ("transcriber", "vad"):
+            helper = self._helper(role)
+            if helper is not None:
+                payload[role] = helper.fingerprint()
         return text_sha256(json.dumps(payload, sort_keys=True, default=str))
+
+    def _helper(self, role: str) -> AudioModel | None:
+        """The transcriber / VAD model this LALM names (built once, loaded on first use)."""
+        cache = self.__dict__.setdefault("_helpers", {})
+        if role not in cache:
+            name = self.entry.options.get(role)
+            model = None
+            if name:
+                from lalm_eval.models.registry import build_model
+
+                model = build_model(str(name), self.models_config)
+                needed = "transcribe" if role == "transcriber" else "detect_speech"
+                if not model.supports(needed):
+                    raise ModelError(f"models.{self.name}.options.{role}: {name!r} cannot "
+                                     f"{needed}")
+            cache[role] = model
+        return cache[role]
+
+    def _transcripts(self, requests: list[Request]) -> list[str | None]:
+        """Per request: the transcript DeSTA2.5 would feed (None when the recipe has none)."""
+        if not self.model.template.has_transcript:
+            return [None] * len(requests)
+        transcriber, vad = self._helper("transcriber"), self._helper("vad")
+        if transcriber is None:
+            return [None] * len(requests)
+        speech = [True] * len(requests)
+        if vad is not None:
+            from lalm_eval.models.silero_vad import has_speech
+
+            vad.load()
+            asked = [Request(item_id=r.item_id, task="detect_speech", audio=r.audio)
+                     for r in requests]
+            speech = [has_speech(v) for v in vad.predict(asked)]
+        out: list[str | None] = [""] * len(requests)
+        wanted = [i for i, s in enumerate(speech) if s]
+        if wanted:
+            transcriber.load()
+            asked = [Request(item_id=requests[i].item_id, task="transcribe",
+                             audio=requests[i].audio) for i in wanted]
+            for i, response in zip(wanted, transcriber.predict(asked), strict=True):
+                if response.error:
+                    raise ModelError(f"transcriber failed on {requests[i].item_id}: "
+                                     f"{response.error}")
+                out[i] = (response.text or "").strip()
+        return out
 
     def _load(self) -> None:
         check_options(self.entry, OPTIONS)
@@ -132,9 +188,11 @@ class TrainedLALM(AudioModel):
         if usable:
             try:
                 feats = self._features([requests[i] for i in usable])
+                transcripts = self._transcripts([requests[i] for i in usable])
                 examples = [Example(requests[i].item_id, f,
-                                    requests[i].prompt or self.entry.prompts[requests[i].task])
-                            for i, f in zip(usable, feats, strict=True)]
+                                    requests[i].prompt or self.entry.prompts[requests[i].task],
+                                    transcript=t, system=requests[i].system)
+                            for i, f, t in zip(usable, feats, transcripts, strict=True)]
                 outputs = self.model.generate(examples, **self.decoding)
             except Exception as exc:  # noqa: BLE001 - fall back to one item at a time
                 if len(usable) == 1:

@@ -65,6 +65,7 @@ class Example:
     prompt: str
     target: str | None = None       # None at inference
     transcript: str | None = None   # DeSTA: tokens placed after the audio embeddings
+    system: str | None = None       # replaces the template's system text (chat templates)
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,8 @@ class LALM(nn.Module):
                              f"{embedding.embedding_dim}")
         base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
         self._keeps_logits = "logits_to_keep" in inspect.signature(base.forward).parameters
-        self._prefix_cache: dict[tuple[str, str | None], tuple[tuple[int, ...], ...]] = {}
+        self._prefix_cache: dict[tuple[str, str | None, str | None],
+                                 tuple[tuple[int, ...], ...]] = {}
         self._text_cache: dict[str, tuple[int, ...]] = {}
 
     # ------------------------------------------------------------------ tokens
@@ -160,12 +162,12 @@ class LALM(nn.Module):
             self._text_cache[text] = ids
         return ids
 
-    def _prefix_ids(self, prompt: str, transcript: str | None
+    def _prefix_ids(self, prompt: str, transcript: str | None, system: str | None = None
                     ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        key = (prompt, transcript)
+        key = (prompt, transcript, system)
         ids = self._prefix_cache.get(key)
         if ids is None:
-            ids = self._render_prefix(prompt, transcript)
+            ids = self._render_prefix(prompt, transcript, system)
             if len(self._prefix_cache) >= _CACHE_SIZE:
                 self._prefix_cache.clear()
             self._prefix_cache[key] = ids
@@ -181,20 +183,21 @@ class LALM(nn.Module):
                 return full[:start]
         return []
 
-    def _render_prefix(self, prompt: str, transcript: str | None
+    def _render_prefix(self, prompt: str, transcript: str | None, system: str | None = None
                        ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(ids before the audio, ids after it) for one prompt and transcript."""
+        """(ids before the audio, ids after it) for one prompt and transcript; ``system``
+        (when given) replaces the template's system text."""
+        system = system if system is not None else self.template.system
         user = (self.template.text.replace(AUDIO_MARKER, _AUDIO_SENTINEL)
                 .replace(TRANSCRIPT_MARKER, _TRANSCRIPT_SENTINEL)
                 .replace(PROMPT_MARKER, prompt))
         if self.template.chat:
-            messages = ([{"role": "system", "content": self.template.system}]
-                        if self.template.system else [])
+            messages = [{"role": "system", "content": system}] if system else []
             messages.append({"role": "user", "content": user})
             rendered = self.tokenizer.apply_chat_template(messages, tokenize=False,
                                                           add_generation_prompt=True)
         else:
-            rendered = f"{self.template.system}\n\n{user}" if self.template.system else user
+            rendered = f"{system}\n\n{user}" if system else user
         if rendered.count(_AUDIO_SENTINEL) != 1 or (
                 rendered.count(_TRANSCRIPT_SENTINEL) != int(self.template.has_transcript)):
             raise ValueError("the chat template dropped or repeated the audio/transcript "
@@ -215,7 +218,7 @@ class LALM(nn.Module):
         return tuple(before), tuple(after)
 
     def _plan(self, example: Example, with_target: bool) -> _Plan:
-        before, after = self._prefix_ids(example.prompt, example.transcript)
+        before, after = self._prefix_ids(example.prompt, example.transcript, example.system)
         features = _features(example)
         plan = _Plan(list(before), list(after), [], self.connector.n_outputs(features.shape[1]))
         if with_target:

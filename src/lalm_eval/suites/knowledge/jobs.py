@@ -8,13 +8,17 @@ Jobs (one per (model, mode, split, run), through the inference engine):
   benchmark corpus); every cascade LLM reuses these captions;
 * ``cascade-<captioner>``: a text LLM answers the benchmark from that captioner's captions;
   items whose caption failed are recorded as failed, never dropped;
-* ``audio``: an audio LLM answers the benchmark from the audio.
+* ``audio``: an audio LLM answers the benchmark from the audio;
+* ``distill``: a backbone text LLM writes stage-1 targets from the distillation clips' seed
+  descriptions (split = the distillation corpus; :mod:`.distill`);
+* ``grounded`` / ``grounded-untrained``: a backbone's own trained LALM (or the same LALM
+  with its connector as initialised) answers the benchmark from the audio;
+* ``question``: a backbone answers the benchmark from the question and options alone.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,8 +26,20 @@ from typing import Any
 import pandas as pd
 
 from lalm_eval.inference import JobSummary, WorkItem, run_job
-from lalm_eval.jsonl import read_jsonl
-from lalm_eval.suites.knowledge import CASCADE_PREFIX, akb, mmau
+from lalm_eval.jsonl import read_jsonl, write_jsonl
+from lalm_eval.suites.knowledge import (
+    CASCADE_PREFIX,
+    DISTILL,
+    GROUNDED,
+    QUESTION,
+    UNTRAINED,
+    akb,
+    distill,
+    mmau,
+)
+
+#: modes whose requests carry the audio of a benchmark item
+AUDIO_MODES = ("audio", GROUNDED, UNTRAINED)
 
 #: columns of a benchmark table holding lists / objects (JSON in the CSV)
 _JSON_COLUMNS = ("choices", "raw")
@@ -79,23 +95,37 @@ def _failure_record(item: WorkItem | mmau.CascadeFailure, model: str, revision: 
             "audio_sha256": None, "cache_key": None}
 
 
+KNOWN_MODES = ("text", "caption", *AUDIO_MODES, DISTILL, QUESTION)
+
+
 def build_work(mode: str, inputs: Mapping[str, str], *, mcq_prompts: str,
-               choice_prompts: str) -> tuple[list[WorkItem], list[mmau.CascadeFailure], str]:
+               choice_prompts: str, distill_prompts: str = "distill_demo", seed: int = 0
+               ) -> tuple[list[WorkItem], list[mmau.CascadeFailure], str]:
     """Work items of a job, the cascade items that cannot be asked, and the task name."""
-    if mode not in ("text", "caption", "audio") and not mode.startswith(CASCADE_PREFIX):
-        raise ValueError(f"unknown knowledge mode {mode!r} (text, caption, audio, "
+    if mode not in KNOWN_MODES and not mode.startswith(CASCADE_PREFIX):
+        raise ValueError(f"unknown knowledge mode {mode!r} ({', '.join(KNOWN_MODES)}, "
                          f"{CASCADE_PREFIX}<captioner>)")
     if mode == "text":
         prompt = akb.load_mcq_prompt(mcq_prompts)
         return akb.mcq_work_items(read_mcq_table(inputs["mcq"]), prompt), [], "mcq"
+    if mode == DISTILL:
+        prompts = distill.load_distill_prompts(distill_prompts)
+        clips = distill.read_clip_table(inputs["clips"])
+        return distill.distill_work_items(clips, prompts, seed), [], distill.TASK
     table = read_benchmark_table(inputs["benchmark"])
     task = str(table["benchmark"].iloc[0]) if len(table) else "mmau"
     prompts = mmau.load_choice_prompts(choice_prompts)
     if mode == "caption":
         return mmau.caption_work_items(table), [], task
-    if mode == "audio":
+    if mode in AUDIO_MODES:
         return (mmau.audio_work_items(table, prompts.audio_template, prompts.system,
                                       prompt_id=f"{prompts.name}:audio"), [], task)
+    if mode == QUESTION:
+        if prompts.question_template is None:
+            raise ValueError(f"choice prompts {prompts.name!r} have no question_template "
+                             f"(needed by the question-only baseline)")
+        return (mmau.question_work_items(table, prompts.question_template, prompts.system,
+                                         prompt_id=f"{prompts.name}:question"), [], task)
     if mode.startswith(CASCADE_PREFIX):
         captions = {r["item_id"]: (None if r.get("error") else r.get("output_text"))
                     for r in _records(inputs["captions"])}
@@ -108,7 +138,8 @@ def build_work(mode: str, inputs: Mapping[str, str], *, mcq_prompts: str,
 
 def run_knowledge_job(*, mode: str, inputs: Mapping[str, str], model_name: str, models: dict,
                       run: int, seed: int, cache_path: str | Path, out_path: str | Path,
-                      mcq_prompts: str, choice_prompts: str, threads: int = 1,
+                      mcq_prompts: str, choice_prompts: str,
+                      distill_prompts: str = "distill_demo", threads: int = 1,
                       progress: bool = True) -> JobSummary:
     """One job of the knowledge suite; the predictions file holds every item of the split
     (cascade items without a caption as failed records)."""
@@ -122,7 +153,8 @@ def run_knowledge_job(*, mode: str, inputs: Mapping[str, str], model_name: str, 
         raise ValueError(f"model {model_name!r} cannot {needed} "
                          f"(supports {sorted(model.capabilities)}); check suites.knowledge")
     items, failures, task = build_work(mode, inputs, mcq_prompts=mcq_prompts,
-                                       choice_prompts=choice_prompts)
+                                       choice_prompts=choice_prompts,
+                                       distill_prompts=distill_prompts, seed=seed)
     summary = run_job(lambda: model, model.fingerprint(), items, cache_path, out_path,
                       model_name=model_name, model_revision=model.entry.revision, mode=mode,
                       run=run, seed=seed, sample_rate=model.sample_rate,
@@ -134,10 +166,7 @@ def run_knowledge_job(*, mode: str, inputs: Mapping[str, str], model_name: str, 
         order = {str(i): n for n, i in
                  enumerate(read_benchmark_table(inputs["benchmark"])["item_id"])}
         records.sort(key=lambda r: order.get(str(r["item_id"]), len(order)))
-        tmp = Path(f"{out_path}.tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                       encoding="utf-8")
-        os.replace(tmp, out_path)
+        write_jsonl(out_path, records)
         summary.n_items += len(failures)
         summary.n_errors += len(failures)
         summary.errors["no caption"] = len(failures)
@@ -159,7 +188,8 @@ def score_mcq_runs(mcq: pd.DataFrame, files: Mapping[tuple[str, int], str | Path
 
 
 def score_choice_runs(tables: Mapping[str, pd.DataFrame],
-                      files: Mapping[tuple[str, str, str, int], str | Path]
+                      files: Mapping[tuple[str, str, str, int], str | Path],
+                      answer_prefixes: Mapping[str, str | None] | None = None
                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-item and accuracy rows per (benchmark, system, mode, run) in both matcher modes.
 
@@ -167,6 +197,8 @@ def score_choice_runs(tables: Mapping[str, pd.DataFrame],
     breaks down as the official scripts do (:data:`BREAKDOWNS`): MMAU by task (sound /
     music / speech), difficulty and sub-category; MMAR by modality (column ``task``), layer
     (``category``) and sub-category. Items without a sub-category are in none of its groups.
+    ``answer_prefixes`` (mode -> prefix) removes a prompt format's answer prefix before
+    matching (:func:`lalm_eval.suites.knowledge.mmau.strip_answer_prefix`, as DeSTA2.5 does).
     """
     from lalm_eval.metrics.choice import (
         MODES,
@@ -179,6 +211,10 @@ def score_choice_runs(tables: Mapping[str, pd.DataFrame],
     for (benchmark, model, mode, run), path in sorted(files.items()):
         table = tables[benchmark]
         predictions = predictions_from_records(_records(path))
+        prefix = (answer_prefixes or {}).get(mode)
+        if prefix:
+            predictions = {k: (None if v is None else mmau.strip_answer_prefix(v, prefix))
+                           for k, v in predictions.items()}
         kind = str(table["benchmark"].iloc[0]) if len(table) else "mmau"
         by = list(BREAKDOWNS[kind])
         for matcher in MODES:
@@ -193,13 +229,19 @@ def score_choice_runs(tables: Mapping[str, pd.DataFrame],
 
 
 def metric_table(mcq_accuracy: pd.DataFrame, choice_accuracy: pd.DataFrame,
-                 matcher: str = "faithful") -> tuple[pd.DataFrame, dict[str, list[str]]]:
+                 matcher: str = "faithful", backbone_of: Mapping[str, str] | None = None
+                 ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Models x metrics (mean over runs) for the correlation study, and its two blocks.
 
     Text-only block: MCQ accuracy overall and per category, and cascade accuracy per
-    (benchmark, captioner); audio-grounded block: accuracy from the audio per benchmark.
-    A model lacking a metric has NaN there.
+    (benchmark, captioner), overall and per domain (MMAU task / MMAR modality); audio-grounded
+    block: accuracy from the audio per benchmark, overall and per domain. A grounded LALM's
+    accuracy (mode ``grounded``) is its backbone's row (``backbone_of``: LALM -> backbone),
+    so a backbone's text-only and audio-grounded metrics meet in one row; an off-the-shelf
+    LALM (mode ``audio``) has a row of its own. Baselines (``grounded-untrained``,
+    ``question``) are not study metrics. A model lacking a metric has NaN there.
     """
+    backbone_of = dict(backbone_of or {})
     values: dict[tuple[str, str], float] = {}
     text_metrics: list[str] = []
     audio_metrics: list[str] = []
@@ -211,18 +253,23 @@ def metric_table(mcq_accuracy: pd.DataFrame, choice_accuracy: pd.DataFrame,
             if name not in text_metrics:
                 text_metrics.append(name)
     if len(choice_accuracy):
-        overall = choice_accuracy[(choice_accuracy["breakdown"] == "overall")
-                                  & (choice_accuracy["matcher"] == matcher)]
-        for (benchmark, model, mode), frame in overall.groupby(["benchmark", "model", "mode"]):
-            if mode == "caption":
-                continue
+        wanted = choice_accuracy[choice_accuracy["breakdown"].isin(["overall", "task"])
+                                 & (choice_accuracy["matcher"] == matcher)
+                                 & (choice_accuracy["n"] > 0)]
+        for (benchmark, model, mode, breakdown, value), frame in wanted.groupby(
+                ["benchmark", "model", "mode", "breakdown", "value"]):
+            where = benchmark if breakdown == "overall" else f"{benchmark} {value}"
             if mode.startswith(CASCADE_PREFIX):
-                name = f"{benchmark} via {mode[len(CASCADE_PREFIX):]}"
-                bucket = text_metrics
-            else:
-                name = f"{benchmark} from audio"
-                bucket = audio_metrics
-            values[(model, name)] = float(frame["accuracy"].mean())
+                name, bucket, row = (f"{where} via {mode[len(CASCADE_PREFIX):]}",
+                                     text_metrics, model)
+            elif mode == GROUNDED:
+                name, bucket, row = (f"{where} audio-grounded", audio_metrics,
+                                     backbone_of.get(model, model))
+            elif mode == "audio":
+                name, bucket, row = f"{where} from audio", audio_metrics, model
+            else:   # caption jobs, baselines
+                continue
+            values[(row, name)] = float(frame["accuracy"].mean())
             if name not in bucket:
                 bucket.append(name)
     order = [m for m in text_metrics if m.startswith("MCQ overall")] + sorted(

@@ -262,6 +262,21 @@ class ChoicePrompts:
     audio_template: str
     cascade_template: str
     sha256: str
+    #: question alone (no audio, no caption): the question-only baseline; None = not set
+    question_template: str | None = None
+    #: text the prompts ask answers to start with, removed before matching (as DeSTA2.5's
+    #: MMAU script does: every occurrence, case-sensitive); None = nothing removed
+    answer_prefix: str | None = None
+
+    def strip_answer(self, text: str) -> str:
+        """``text`` without the answer prefix (see :func:`strip_answer_prefix`)."""
+        return strip_answer_prefix(text, self.answer_prefix)
+
+
+def strip_answer_prefix(text: str, prefix: str | None) -> str:
+    """DeSTA2.5's MMAU post-processing: ``text.replace(prefix, "").strip()`` (every
+    occurrence, case-sensitive); the text unchanged when ``prefix`` is None or empty."""
+    return text.replace(prefix, "").strip() if prefix else text
 
 
 def _template_fields(template: str) -> set[str]:
@@ -285,11 +300,20 @@ def load_choice_prompts(name_or_path: str = "choice_demo") -> ChoicePrompts:
         what="choice prompt file", error=ChoiceFormatError)
     raw = file.data
     system = raw.get("system")
+    question = raw.get("question_template")
+    if question is not None and _template_fields(str(question)) != {"question", "choices"}:
+        raise ChoiceFormatError(f"{file.path}: question_template must use exactly "
+                                f"{{question}} and {{choices}} (no caption, no audio)")
+    prefix = raw.get("answer_prefix")
+    if prefix is not None and (not isinstance(prefix, str) or not prefix.strip()):
+        raise ChoiceFormatError(f"{file.path}: answer_prefix must be a non-empty string")
     return ChoicePrompts(
         name=str(raw["name"]), version=str(raw["version"]), source=str(raw["source"]),
         system=str(system).strip() if system else None,
         audio_template=str(raw["audio_template"]).strip(),
         cascade_template=str(raw["cascade_template"]).strip(), sha256=file.sha256,
+        question_template=str(question).strip() if question is not None else None,
+        answer_prefix=prefix,
     )
 
 
@@ -338,6 +362,21 @@ def audio_work_items(table: pd.DataFrame, template: str, system: str | None = No
                  task=str(row["benchmark"]), request="generate",
                  audio_path=str(row["audio_path"]), prompt_id=prompt_id,
                  prompt=render_question(row, template), system=system)
+        for row in _rows(table)
+    ]
+
+
+def question_work_items(table: pd.DataFrame, template: str, system: str | None = None, *,
+                        prompt_id: str | None = None) -> list[WorkItem]:
+    """The question-only baseline: one text-only ``generate`` request per item, with no
+    audio path and no caption (the template may use only ``{question}`` and ``{choices}``)."""
+    if _template_fields(template) - {"question", "choices"}:
+        raise ChoiceFormatError("the question-only template may use only {question} and "
+                                "{choices}")
+    return [
+        WorkItem(item_id=str(row["item_id"]), clip_id=str(row["item_id"]),
+                 task=str(row["benchmark"]), request="generate", audio_path=None,
+                 prompt_id=prompt_id, prompt=render_question(row, template), system=system)
         for row in _rows(table)
     ]
 

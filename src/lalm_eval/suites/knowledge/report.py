@@ -14,7 +14,13 @@ from lalm_eval.metrics.correlation import pairwise_correlations
 from lalm_eval.reports.heatmap import correlation_heatmap, correlation_table
 from lalm_eval.reports.provenance import results_json
 from lalm_eval.reports.tables import format_cell, write_table
-from lalm_eval.suites.knowledge import CASCADE_PREFIX
+from lalm_eval.suites.knowledge import (
+    CASCADE_PREFIX,
+    GROUNDED,
+    QUESTION,
+    UNTRAINED,
+    grounded_settings,
+)
 from lalm_eval.suites.knowledge.mmau import (
     MMAR_LAYERS,
     MMAR_MODALITIES,
@@ -171,7 +177,9 @@ def build_knowledge_report(*, mcq_accuracy: pd.DataFrame, choice_accuracy: pd.Da
                            balance: Mapping[str, Any], out_dir: str | Path,
                            correlation: Mapping[str, Any], config_slice: Mapping[str, Any],
                            seeds: Mapping[str, Any], prompt_hashes: Mapping[str, str],
-                           benchmarks: Mapping[str, pd.DataFrame] | None = None
+                           benchmarks: Mapping[str, pd.DataFrame] | None = None,
+                           backbone_of: Mapping[str, str] | None = None,
+                           training: Mapping[str, Mapping[str, Any]] | None = None
                            ) -> dict[str, Path]:
     """Write the study's three tables, one breakdown table per benchmark
     (``breakdown_<benchmark>``, see :func:`breakdown_table`; ``benchmarks`` maps its name to
@@ -179,6 +187,7 @@ def build_knowledge_report(*, mcq_accuracy: pd.DataFrame, choice_accuracy: pd.Da
     out_dir = Path(out_dir)
     tables, figures = out_dir / "tables", out_dir / "figures"
     tables.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     mcq_accuracy.to_csv(out_dir / "mcq_accuracy.csv", index=False)
     choice_accuracy.to_csv(out_dir / "choice_accuracy.csv", index=False)
@@ -191,10 +200,19 @@ def build_knowledge_report(*, mcq_accuracy: pd.DataFrame, choice_accuracy: pd.Da
             ("cascade", [m for m in choice_accuracy.get("mode", pd.Series(dtype=str)).unique()
                          if str(m).startswith(CASCADE_PREFIX)],
              "Cascade: captioner description, then a text LLM answers"),
-            ("audio_grounded", ["audio"], "Audio-grounded: the model answers from the audio")):
+            ("audio_grounded", ["audio", GROUNDED, UNTRAINED, QUESTION],
+             "Audio-grounded: the model answers from the audio (and the baselines)")):
         table = _choice_rows(choice_accuracy, modes) if len(choice_accuracy) else pd.DataFrame()
         if len(table):
             paths[name] = write_table(table, tables / name, caption)[1]
+    backbone_of = dict(backbone_of or {})
+    if backbone_of and len(choice_accuracy):
+        table = three_settings_table(mcq_accuracy, choice_accuracy, backbone_of, training or {})
+        paths["three_settings"] = write_table(
+            table, tables / "three_settings",
+            "Each backbone three ways: from text, through a captioner, and as its own LALM")[1]
+        paths["grounded_scatter"] = domain_scatter(choice_accuracy, backbone_of,
+                                                   figures / "cascade_vs_grounded.png")
     for benchmark in (sorted(choice_accuracy["benchmark"].unique())
                       if len(choice_accuracy) else []):
         table = breakdown_table(choice_accuracy, benchmark, (benchmarks or {}).get(benchmark))
@@ -237,10 +255,17 @@ def report_from_jobs(jobs: Sequence[Mapping[str, Any]], *, mcq_tables: Sequence[
     import json
 
     from lalm_eval.suites.knowledge import jobs as knowledge
+    from lalm_eval.suites.knowledge.mmau import load_choice_prompts
 
     mcq_files = {(j["model"], int(j["run"])): j["path"] for j in jobs if j["role"] == "text"}
     choice_files = {(j["split"], j["model"], j["mode"], int(j["run"])): j["path"]
-                    for j in jobs if j["role"] in ("cascade", "audio")}
+                    for j in jobs if j["role"] in ("cascade", "audio", GROUNDED, UNTRAINED,
+                                                   QUESTION)}
+    grounded = grounded_settings(suite_config)
+    backbone_of = {lalm: backbone for backbone, lalm in grounded["models"].items()}
+    grounded_prompts = grounded["choice_prompts"] or suite_config["choice_prompts"]
+    prefix = load_choice_prompts(grounded_prompts).answer_prefix
+    prefixes = {mode: prefix for mode in (GROUNDED, UNTRAINED, QUESTION)}
     balance, hashes = {}, {}
     mcq_acc = pd.DataFrame()
     if mcq_files:
@@ -249,13 +274,140 @@ def report_from_jobs(jobs: Sequence[Mapping[str, Any]], *, mcq_tables: Sequence[
         hashes["mcq_set"] = balance.get("sha256")
         _, mcq_acc = knowledge.score_mcq_runs(mcq, mcq_files)
     tables = {Path(p).stem: knowledge.read_benchmark_table(p) for p in benchmark_tables}
-    _, choice_acc = knowledge.score_choice_runs(tables, choice_files)
+    _, choice_acc = knowledge.score_choice_runs(tables, choice_files, prefixes)
     correlation = suite_config["correlation"]
-    metrics, blocks = knowledge.metric_table(mcq_acc, choice_acc, correlation["matcher"])
+    metrics, blocks = knowledge.metric_table(mcq_acc, choice_acc, correlation["matcher"],
+                                             backbone_of)
     build_knowledge_report(
         mcq_accuracy=mcq_acc, choice_accuracy=choice_acc, metrics=metrics, blocks=blocks,
         balance=balance, out_dir=Path(out_dir), correlation=correlation,
         config_slice={"suite": dict(suite_config), "models": dict(models)},
         seeds={"global": seed, "runs": suite_config["runs"]}, prompt_hashes=hashes,
-        benchmarks=tables,
+        benchmarks=tables, backbone_of=backbone_of, training=_training_summaries(jobs, models),
     )
+
+
+# --------------------------------------------------------------------------- grounded arm
+
+
+def _training_summaries(jobs: Sequence[Mapping[str, Any]], models: Mapping[str, Any]
+                        ) -> dict[str, dict[str, Any]]:
+    """Per grounded LALM: steps, held-out loss untrained / trained and seconds, from its
+    training manifest (when the model entry names a finished training folder)."""
+    import json
+
+    out: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        if job["role"] != GROUNDED or job["model"] in out:
+            continue
+        source = (models.get(job["model"]) or {}).get("source")
+        manifest = Path(str(source)) / "manifest.json" if source else None
+        if manifest is not None and manifest.is_file():
+            data = json.loads(manifest.read_text())
+            out[job["model"]] = {k: data.get(k) for k in (
+                "steps_done", "heldout_loss_untrained", "heldout_loss", "elapsed_s",
+                "precision")}
+    return out
+
+
+def _accuracy(frame: pd.DataFrame, benchmark: str, model: str, mode: str,
+              value: str = "all") -> tuple[float, int]:
+    """Faithful accuracy (mean over runs) and n of one system on one group."""
+    part = frame[(frame["benchmark"] == benchmark) & (frame["model"] == model)
+                 & (frame["mode"] == mode) & (frame["value"] == value)
+                 & (frame["matcher"] == "faithful")]
+    if part.empty:
+        return float("nan"), 0
+    return float(part["accuracy"].mean()), int(part["n"].max())
+
+
+def three_settings_table(mcq_accuracy: pd.DataFrame, choice_accuracy: pd.DataFrame,
+                         backbone_of: Mapping[str, str],
+                         training: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows: backbones with a grounded LALM; columns: MCQ overall, cascade accuracy per
+    (benchmark, captioner), the grounded LALM's accuracy per benchmark beside its untrained
+    connector and the question-only baseline, and the held-out stage-2 loss (untrained ->
+    trained). Faithful matcher, accuracy (%) with n."""
+    overall = choice_accuracy[choice_accuracy["breakdown"] == "overall"]
+    rows = {}
+    for lalm, backbone in sorted(backbone_of.items(), key=lambda kv: kv[1]):
+        row: dict[str, Any] = {}
+        mcq = mcq_accuracy[(mcq_accuracy.get("model") == backbone)
+                           & (mcq_accuracy.get("level") == "overall")] if len(mcq_accuracy) \
+            else pd.DataFrame()
+        row["MCQ overall"] = _cell(mcq["accuracy"]) if len(mcq) else format_cell(None)
+        for benchmark in sorted(overall["benchmark"].unique()):
+            for mode in sorted(m for m in overall["mode"].unique()
+                               if str(m).startswith(CASCADE_PREFIX)):
+                value, n = _accuracy(overall, benchmark, backbone, mode)
+                row[f"{benchmark} via {mode[len(CASCADE_PREFIX):]}"] = _with_n(value, n)
+            for mode, label in ((GROUNDED, "audio-grounded"), (UNTRAINED, "untrained"),
+                                (QUESTION, "question only")):
+                model = backbone if mode == QUESTION else lalm
+                value, n = _accuracy(overall, benchmark, model, mode)
+                row[f"{benchmark} {label}"] = _with_n(value, n)
+        info = training.get(lalm) or {}
+        before, after = info.get("heldout_loss_untrained"), info.get("heldout_loss")
+        row["held-out loss"] = (f"{before:.3f} -> {after:.3f}"
+                                if before is not None and after is not None else "n/a")
+        row["steps"] = info.get("steps_done", "n/a")
+        rows[(backbone, lalm)] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["backbone", "LALM"])
+    table.attrs["notes"] = [
+        "Accuracy (%), faithful official matcher, mean over runs (n = items scored). "
+        "audio-grounded: the backbone's own LALM (DeSTA-style self-distillation: frozen "
+        "encoder and LLM, trained connector) answering from the audio; untrained: the same "
+        "LALM with its connector as initialised; question only: the backbone answering from "
+        "the question and options alone. held-out loss: stage-2 cross-entropy per target "
+        "token on the held-out clips, untrained -> trained."]
+    table.attrs["bold"] = {}
+    return table
+
+
+def _with_n(value: float, n: int) -> str:
+    return "n/a" if n == 0 or np.isnan(value) else f"{value:.1f} (n={n})"
+
+
+def domain_scatter(choice_accuracy: pd.DataFrame, backbone_of: Mapping[str, str],
+                   path: Path) -> Path:
+    """Per domain (MMAU task: sound, music, speech), cascade vs audio-grounded accuracy, one
+    point per (backbone, captioner); a domain without questions is drawn as n/a."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = choice_accuracy[(choice_accuracy["breakdown"] == "task")
+                            & (choice_accuracy["matcher"] == "faithful")]
+    cascades = sorted(m for m in frame["mode"].unique() if str(m).startswith(CASCADE_PREFIX))
+    benchmarks = sorted(frame["benchmark"].unique())
+    fig, axes = plt.subplots(1, len(MMAU_TASKS), figsize=(4 * len(MMAU_TASKS), 4),
+                             squeeze=False)
+    for ax, domain in zip(axes[0], MMAU_TASKS, strict=True):
+        points = []
+        for benchmark in benchmarks:
+            for lalm, backbone in backbone_of.items():
+                y, ny = _accuracy(frame, benchmark, lalm, GROUNDED, domain)
+                for mode in cascades:
+                    x, nx = _accuracy(frame, benchmark, backbone, mode, domain)
+                    if nx and ny:
+                        points.append((x, y, f"{backbone} ({mode[len(CASCADE_PREFIX):]})"))
+        ax.set_title(f"{domain}")
+        ax.set_xlim(-5, 105)
+        ax.set_ylim(-5, 105)
+        ax.plot([0, 100], [0, 100], color="0.8", lw=1)
+        ax.set_xlabel("cascade accuracy (%)")
+        ax.set_ylabel("audio-grounded accuracy (%)")
+        if not points:
+            ax.text(50, 50, "n/a (no questions)", ha="center", va="center", color="0.4")
+        for x, y, label in points:
+            ax.scatter([x], [y], s=25)
+            ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    fig.suptitle("Cascade vs audio-grounded accuracy per domain (one point per backbone "
+                 "and captioner)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,275 @@
+"""The audio-grounded arm's stage 1: the distillation clips built from a tiny demo-shaped
+corpus, the stage-1 requests (text only, seeded instructions), stage-1 records cached and
+resumed through the inference engine, and the trainer rows with failures recorded; the
+question-only baseline's requests carry no audio and no caption; DeSTA's answer prefix."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from test_xares_demo import make_corpus
+
+from lalm_eval.corpora.distill_demo import build_distill_demo, read_distill_table, seed_line
+from lalm_eval.inference import run_job
+from lalm_eval.models.base import AudioModel, ModelEntry, Request, Response
+from lalm_eval.suites.knowledge import distill
+from lalm_eval.suites.knowledge import jobs as knowledge
+from lalm_eval.suites.knowledge.mmau import (
+    ChoiceFormatError,
+    load_choice_prompts,
+    question_work_items,
+    strip_answer_prefix,
+)
+from lalm_eval.training.data import read_training_set
+
+LINE = re.compile(r"^\[\d\d:\d\d-\d\d:\d\d\]( [^()]+)?( \(\w[\w ]*: [^()]+\))?$")
+SMALL = {"counts": {"speech_scene": 6, "speech": 3, "scene": 4, "event": 5},
+         "heldout_share": 0.3}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("corpus") / "demo")
+
+
+def _build(corpus: Path, out: Path, seed: int = 5, **kwargs) -> Path:
+    return build_distill_demo(corpus / "sources", corpus / "backgrounds" / "background.csv",
+                              out, seed, kwargs.pop("settings", SMALL), **kwargs)
+
+
+def test_clips_meet_the_contract(corpus: Path, tmp_path: Path) -> None:
+    records = read_distill_table(_build(corpus, tmp_path / "d"))
+    kinds = {(r["kind"], r["split"]) for r in records}
+    assert ("speech_scene", "train") in kinds and ("speech_scene", "heldout") in kinds
+    assert len(records) == sum(SMALL["counts"].values())
+    sides: dict[str, set[str]] = {"train": set(), "heldout": set()}
+    for r in records:
+        assert Path(r["audio"]).is_file() and r["duration_s"] > 0
+        for line in r["seed_description"].splitlines():
+            assert LINE.match(line), line
+        sides[r["split"]].update(r["sources"])
+        if r["kind"] in ("speech", "speech_scene"):
+            assert r["transcript"] and r["transcript"] in r["seed_description"]
+            assert "Gender: " in r["seed_description"]
+        else:
+            assert r["transcript"] == ""
+        if r["kind"] == "speech_scene":
+            assert "Scene: " in r["seed_description"] and " dB" in r["seed_description"]
+    assert not sides["train"] & sides["heldout"], "a recording on both sides"
+    readme = (tmp_path / "d" / "README.md").read_text()
+    assert "| speech_scene |" in readme and "Share-alike" in readme
+
+
+def test_exclusions_and_determinism(corpus: Path, tmp_path: Path) -> None:
+    first = _build(corpus, tmp_path / "a")
+    again = _build(corpus, tmp_path / "b")
+    assert first.read_text().replace(str(tmp_path / "a"), "") == \
+        again.read_text().replace(str(tmp_path / "b"), "")
+    used = {s for r in read_distill_table(first) for s in r["sources"]}
+    banned = sorted(used)[:4]
+    excluded = read_distill_table(_build(corpus, tmp_path / "c", exclude=[*banned, "nope"]))
+    assert not {s for r in excluded for s in r["sources"]} & set(banned)
+    readme = (tmp_path / "c" / "README.md").read_text()
+    assert "nope" in readme and "not in the corpus" in readme
+
+
+def test_bad_settings_are_named(corpus: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown setting 'clip_len'"):
+        _build(corpus, tmp_path / "x", settings={"clip_len": 3})
+    with pytest.raises(ValueError, match="unknown kind"):
+        _build(corpus, tmp_path / "x", settings={"counts": {"music": 3}})
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "a", "audio": "a.wav", "seed_description": "x",
+                               "split": "valid"}) + "\n")
+    with pytest.raises(ValueError, match="split must be train or heldout"):
+        read_distill_table(bad)
+
+
+def test_seed_line_shape() -> None:
+    assert seed_line(0.1, 3.4, "Hello there.", {"Gender": "Female", "Duration": "3s"}) == \
+        "[00:00-00:03] Hello there. (Gender: Female, Duration: 3s)"
+    assert seed_line(61, 75, "", {"Sound": "door"}) == "[01:01-01:15] (Sound: door)"
+
+
+# --------------------------------------------------------------------------- stage 1
+
+
+def test_stage1_requests_are_text_only_and_seeded(corpus: Path, tmp_path: Path) -> None:
+    prompts = distill.load_distill_prompts()
+    records = read_distill_table(_build(corpus, tmp_path / "d"))
+    items = distill.distill_work_items(records, prompts, seed=1)
+    assert [i.item_id for i in items] == [r["id"] for r in records]
+    for item, record in zip(items, records, strict=True):
+        assert item.audio_path is None and item.request == "generate"
+        assert record["seed_description"] in item.prompt
+        assert distill.instruction_for(record, prompts, 1) in item.prompt
+        assert item.system == prompts.system
+    again = distill.distill_work_items(records, prompts, seed=1)
+    assert [i.prompt for i in again] == [i.prompt for i in items]
+    picked = {distill.instruction_for(r, prompts, 1) for r in records}
+    assert len(picked) > 1, "one instruction for every clip"
+    own = {**records[0], "prompt": "Count the speakers."}
+    assert distill.instruction_for(own, prompts, 1) == "Count the speakers."
+
+
+def test_distill_prompt_file_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\nversion: '1'\nsource: test\ntemplate: '{seed_description}'\n"
+                    "instructions: [Describe it.]\n")
+    with pytest.raises(distill.DistillError, match="must use exactly"):
+        distill.load_distill_prompts(str(path))
+    path.write_text("name: p\nversion: '1'\nsource: test\n"
+                    "template: '{seed_description} {instruction}'\ninstructions: [1, '']\n")
+    with pytest.raises(distill.DistillError, match="non-empty strings"):
+        distill.load_distill_prompts(str(path))
+
+
+class _Scripted(AudioModel):
+    """A text model that answers from its prompt and remembers every request."""
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"generate"})
+    default_sample_rate = None
+
+    def __init__(self) -> None:
+        super().__init__(ModelEntry.from_config("scripted", {"adapter": "hf_causal_lm",
+                                                             "source": "-"}))
+        self.requests: list[Request] = []
+
+    def _load(self) -> None:
+        pass
+
+    def predict(self, requests: list[Request]) -> list[Response]:
+        self.requests += requests
+        out = []
+        for r in requests:
+            if "Sound event: dog bark" in (r.prompt or ""):
+                out.append(Response.failed("RuntimeError: scripted failure"))
+            elif "Sound event: bird" in (r.prompt or ""):
+                out.append(Response(text="   "))
+            else:
+                out.append(Response(text=f"I hear {len(r.prompt or '')} characters."))
+        return out
+
+
+def _stage1(model: _Scripted, items, tmp_path: Path):
+    return run_job(lambda: model, "scripted-v1", items, tmp_path / "cache.jsonl",
+                   tmp_path / "predictions.jsonl", model_name="scripted", model_revision=None,
+                   mode="distill", run=0, seed=1, sample_rate=None, batch_size=3)
+
+
+def test_stage1_records_are_cached_and_resumed(corpus: Path, tmp_path: Path) -> None:
+    prompts = distill.load_distill_prompts()
+    records = read_distill_table(_build(corpus, tmp_path / "d"))
+    items = distill.distill_work_items(records, prompts, seed=1)
+    model = _Scripted()
+    first = _stage1(model, items[:7], tmp_path)          # a job stopped after 7 clips
+    assert first.n_items == 7 and first.n_cached == 0
+    resumed = _stage1(model, items, tmp_path)
+    assert resumed.n_cached >= 7 - first.n_errors and resumed.n_items == len(items)
+    asked = len(model.requests)
+    done = _stage1(model, items, tmp_path)
+    assert done.n_retried == 1                     # the model failure is asked again
+    assert done.n_cached == len(items) - done.n_retried
+    assert len(model.requests) - asked == done.n_retried
+    assert all(r.audio is None for r in model.requests)
+
+    responses = [json.loads(line) for line in
+                 (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    rows, left_out = distill.training_rows(records, responses, prompts, seed=1)
+    reasons = {r["reason"].split(":")[0] for r in left_out}
+    assert reasons <= {"stage 1 failed", "empty stage-1 response"} and left_out
+    assert len(rows) + len(left_out) == len(records)
+    out, summary = tmp_path / "set" / "train.jsonl", tmp_path / "set" / "summary.json"
+    distill.write_training_set(rows, left_out, out, summary, {"backbone": "scripted"})
+    trainer_rows = read_training_set(out)
+    assert {r.split for r in trainer_rows} == {"train", "heldout"}
+    speech = [r for r in trainer_rows if r.transcript]
+    assert speech and all(r.transcript in r.prompt or r.transcript for r in speech)
+    written = json.loads(summary.read_text())
+    assert written["left_out"] == left_out and written["rows"]["train"] > 0
+
+
+def test_no_usable_response_is_an_error(corpus: Path, tmp_path: Path) -> None:
+    prompts = distill.load_distill_prompts()
+    records = read_distill_table(_build(corpus, tmp_path / "d"))
+    failed = [{"item_id": r["id"], "output_text": None, "error": "boom"} for r in records]
+    rows, left_out = distill.training_rows(records, failed, prompts, seed=1)
+    assert not rows and len(left_out) == len(records)
+    with pytest.raises(distill.DistillError, match="no training clip has a usable"):
+        distill.write_training_set(rows, left_out, tmp_path / "t.jsonl", tmp_path / "s.json",
+                                   {})
+
+
+def test_desta_manifest_reader(tmp_path: Path) -> None:
+    lines = [{"id": f"a/{i}.wav", "dataset": "VCTK", "seed_description": f"[00:00-00:02] hi {i}",
+              "prompt": "What is said?", "response": "ignored",
+              "messages": [{"role": "user", "content": "<|AUDIO|>",
+                            "audios": [{"audio": f"a/{i}.wav", "text": f"hi {i}"}]}]}
+             for i in range(10)]
+    path = tmp_path / "speech.0.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    records = distill.read_desta_manifest([path], tmp_path / "audio", heldout_fraction=0.2,
+                                          seed=3)
+    assert len(records) == 10 and sum(r["split"] == "heldout" for r in records) == 2
+    assert records[0]["audio"] == str(tmp_path / "audio" / "a/0.wav")
+    assert records[0]["transcript"] == "hi 0" and records[0]["prompt"] == "What is said?"
+    assert "response" not in records[0]
+    two = {**lines[0], "messages": [{"audios": [{"audio": "x"}, {"audio": "y"}]}]}
+    path.write_text(json.dumps(two) + "\n")
+    with pytest.raises(distill.DistillError, match="2 audios"):
+        distill.read_desta_manifest([path], tmp_path)
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def _bench(tmp_path: Path) -> Path:
+    items = [{"id": "q1", "audio_id": "./a.wav", "question": "What is heard?",
+              "choices": ["a dog", "rain"], "answer": "rain", "task": "sound",
+              "difficulty": "easy", "category": "c", "sub-category": "s"}]
+    (tmp_path / "a.wav").write_bytes(b"")
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(items))
+    table = knowledge.prepare_benchmark("mmau_demo", path, tmp_path)
+    out = tmp_path / "bench.csv"
+    knowledge.write_benchmark_table(table, out)
+    return out
+
+
+def test_question_only_requests_carry_no_audio_and_no_caption(tmp_path: Path) -> None:
+    bench = _bench(tmp_path)
+    prompts = load_choice_prompts("choice_desta_demo")
+    items, failures, task = knowledge.build_work(
+        "question", {"benchmark": str(bench)}, mcq_prompts="mcq_demo",
+        choice_prompts="choice_desta_demo")
+    assert not failures and task == "mmau"
+    model = _Scripted()
+    run_job(lambda: model, "scripted-v1", items, tmp_path / "c.jsonl", tmp_path / "p.jsonl",
+            model_name="scripted", model_revision=None, mode="question", run=0, seed=0,
+            sample_rate=None, batch_size=4)
+    assert len(model.requests) == 1
+    request = model.requests[0]
+    assert request.audio is None and request.audio_path is None
+    assert "What is heard?" in request.prompt and "rain" in request.prompt
+    assert "{caption}" not in prompts.question_template and "description" not in request.prompt
+    with pytest.raises(ChoiceFormatError, match="only"):
+        question_work_items(knowledge.read_benchmark_table(bench), "{question} {caption}")
+
+
+@pytest.mark.parametrize(("output", "expected"), [
+    ('The correct answer is: "rain"', '"rain"'),
+    ("rain", "rain"),
+    ("The correct answer is: The correct answer is: rain", "rain"),
+    ("the correct answer is: rain", "the correct answer is: rain"),   # case-sensitive
+    ("The correct answer is:rain", "The correct answer is:rain"),     # the space is part of it
+    ("  The correct answer is: a dog  ", "a dog"),
+])
+def test_desta_answer_prefix(output: str, expected: str) -> None:
+    prompts = load_choice_prompts("choice_desta_demo")
+    assert prompts.answer_prefix == "The correct answer is: "
+    assert prompts.strip_answer(output) == expected
+    assert strip_answer_prefix(output, None) == output
