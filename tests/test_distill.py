@@ -273,3 +273,130 @@ def test_desta_answer_prefix(output: str, expected: str) -> None:
     assert prompts.answer_prefix == "The correct answer is: "
     assert prompts.strip_answer(output) == expected
     assert strip_answer_prefix(output, None) == output
+
+
+# --------------------------------------------------------------------------- transcripts
+
+
+class _Fixed(AudioModel):
+    """A helper model with scripted responses (a VAD or a transcriber)."""
+
+    default_sample_rate = 16000
+
+    def __init__(self, task: str, answers: dict[str, Response]) -> None:
+        super().__init__(ModelEntry.from_config(task, {"adapter": "hf_causal_lm",
+                                                       "source": "-"}))
+        self.capabilities = frozenset({task})
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def _load(self) -> None:
+        pass
+
+    def predict(self, requests: list[Request]) -> list[Response]:
+        self.asked += [r.item_id for r in requests]
+        return [self.answers[r.item_id] for r in requests]
+
+
+def test_trained_lalm_transcribes_only_where_the_vad_hears_speech() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from lalm_eval.models.trained_lalm import TrainedLALM
+    from lalm_eval.training.lalm import DESTA_TEMPLATE, XARES_LLM_TEMPLATE
+
+    lalm = TrainedLALM(ModelEntry.from_config("desta", {"adapter": "trained_lalm",
+                                                        "source": "-"}))
+    speech = Response(scores={"speech": 1.0, "speech_s": 1.2, "max_prob": 0.9}, text="[[0, 1]]")
+    silence = Response(scores={"speech": 0.0, "speech_s": 0.0, "max_prob": 0.1}, text="[]")
+    vad = _Fixed("detect_speech", {"a": speech, "b": silence})
+    asr = _Fixed("transcribe", {"a": Response(text=" hello there ")})
+    lalm.__dict__["_helpers"] = {"vad": vad, "transcriber": asr}
+    lalm.model = SimpleNamespace(template=DESTA_TEMPLATE)
+    audio = np.zeros(16000, dtype=np.float32)
+    requests = [Request("a", "generate", audio=audio, prompt="q"),
+                Request("b", "generate", audio=audio, prompt="q")]
+    assert lalm._transcripts(requests) == ["hello there", ""]
+    assert vad.asked == ["a", "b"] and asr.asked == ["a"]        # DeSTA: " " without speech
+    lalm.__dict__["_helpers"] = {"vad": None, "transcriber": asr}
+    assert lalm._transcripts(requests[:1]) == ["hello there"]    # no VAD: always transcribed
+    lalm.model = SimpleNamespace(template=XARES_LLM_TEMPLATE)
+    assert lalm._transcripts(requests) == [None, None]           # no {transcript} slot
+    lalm.model = SimpleNamespace(template=DESTA_TEMPLATE)
+    lalm.__dict__["_helpers"] = {"vad": vad,
+                                 "transcriber": _Fixed("transcribe",
+                                                       {"a": Response.failed("boom")})}
+    with pytest.raises(Exception, match="transcriber failed on a: boom"):
+        lalm._transcripts(requests)
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _grounded_config(data_suite: str = "knowledge") -> dict:
+    return {
+        "run_name": "x",
+        "corpora": {"demo": {"kind": "demo"},
+                    "mmau_demo": {"kind": "mmau_demo", "events_from": "demo"},
+                    "desta_demo": {"kind": "distill_demo", "events_from": "demo",
+                                   "exclude_from": "mmau_demo"}},
+        "encoders": {"logmel": {"kind": "logmel"}},
+        "models": {
+            "llm": {"adapter": "hf_causal_lm", "source": "x"},
+            "vad": {"adapter": "silero_vad", "source": "pkg:silero_vad/data"},
+            "lalm": {"adapter": "trained_lalm", "options": {"vad": "vad"},
+                     "training": {"recipe": "desta", "encoder": "logmel", "llm": "llm",
+                                  "data": {"suite": data_suite}}}},
+        "suites": {"knowledge": {
+            "kind": "knowledge", "text_llms": ["llm"], "benchmarks": ["mmau_demo"],
+            "grounded": {"models": {"llm": "lalm"}, "corpus": "desta_demo",
+                         "choice_prompts": "choice_desta_demo"}}},
+    }
+
+
+def test_grounded_arm_plans_stage1_training_and_baselines() -> None:
+    from lalm_eval.config import selected_suites, validate_config
+    from lalm_eval.suites import Plan, build_suite
+
+    config = validate_config(_grounded_config())
+    suite = build_suite("knowledge", selected_suites(config)["knowledge"],
+                        Plan(config, "res", "out"))
+    jobs = {(j.model, j.mode, j.split) for j in suite.prediction_jobs()}
+    assert {("llm", "distill", "desta_demo"), ("lalm", "grounded", "mmau_demo"),
+            ("lalm", "grounded-untrained", "mmau_demo"),
+            ("llm", "question", "mmau_demo")} <= jobs
+    assert suite.training_set_file("lalm") == "out/knowledge/distill/llm.jsonl"
+    assert suite.distill_source() == {"table": "res/corpora/desta_demo/distill.jsonl"}
+    assert suite.inference_inputs("distill", "desta_demo")["clips"] == \
+        "out/knowledge/distill/clips.jsonl"
+    assert suite.choice_prompts("question").endswith("choice_desta_demo")
+    assert suite.choice_prompts("cascade-x") == "choice_demo"
+    assert "out/knowledge/distill/llm.jsonl" in suite.intermediate_files()
+
+
+def test_a_grounded_lalm_must_train_on_its_suite() -> None:
+    from lalm_eval.config import ConfigError, validate_config
+
+    with pytest.raises((ConfigError, ValueError), match="must be trained on this suite"):
+        validate_config(_grounded_config(data_suite="xares"))
+    config = _grounded_config()
+    config["suites"]["knowledge"]["grounded"]["corpus"] = None
+    with pytest.raises((ConfigError, ValueError), match="distillation clips"):
+        validate_config(config)
+
+
+def test_training_rows_point_at_the_audio_from_anywhere(corpus: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clip table under a relative path (as the workflow writes it) gives a training set,
+    in another folder, whose audio paths still resolve."""
+    monkeypatch.chdir(tmp_path)
+    _build(corpus, Path("res/corpora/d"))
+    records = read_distill_table(Path("res/corpora/d/distill.jsonl"))
+    prompts = distill.load_distill_prompts()
+    responses = [{"item_id": r["id"], "output_text": "It sounds busy.", "error": None}
+                 for r in records]
+    rows, _ = distill.training_rows(records, responses, prompts, seed=0)
+    out = Path("out/suite/distill/llm.jsonl")
+    distill.write_training_set(rows, [], out, out.with_suffix(".summary.json"), {})
+    assert len(read_training_set(out)) == len(records)

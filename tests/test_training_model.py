@@ -295,6 +295,12 @@ def test_chat_template_transcript_and_system(tokenizer) -> None:
     # no transcript: nothing inserted
     bare = model._plan(Example("u", features(2, 4), "x"), with_target=False)
     assert tokenizer.decode(bare.after).startswith("<end_audio>\nx")
+    # a request's system text replaces the template's (DeSTA2.5's MMAU evaluation)
+    asked = model._plan(Example("v", features(2, 4), "x", system="Answer briefly."),
+                        with_target=False)
+    assert tokenizer.decode(asked.before).startswith("<|im_start|>system\nAnswer briefly.")
+    assert tokenizer.decode(model._plan(Example("w", features(2, 4), "x"),
+                                        with_target=False).before) == before
     with pytest.raises(ValueError, match="once"):
         PromptTemplate("{prompt}")
     with pytest.raises(ValueError, match="unknown"):

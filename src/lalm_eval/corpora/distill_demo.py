@@ -356,7 +356,7 @@ def read_distill_table(path: str | Path) -> list[dict[str, Any]]:
             raise ValueError(f"{path}:{n}: split must be train or heldout, "
                              f"not {record['split']!r}")
         audio = Path(record["audio"])
-        record["audio"] = str(audio if audio.is_absolute() else path.parent / audio)
+        record["audio"] = str((audio if audio.is_absolute() else path.parent / audio).resolve())
         records.append(record)
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):

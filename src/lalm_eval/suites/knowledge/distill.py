@@ -138,7 +138,8 @@ def read_desta_manifest(paths: Iterable[str | Path], audio_root: str | Path, *,
                     if not isinstance(row.get(key), str) or not row[key].strip():
                         raise DistillError(f"{where}: field {key!r} must be a non-empty string")
                 text = str(audios[0].get("text") or "").strip()
-                records.append({"id": row["id"], "audio": str(root / audios[0]["audio"]),
+                records.append({"id": row["id"],
+                                "audio": str((root / audios[0]["audio"]).resolve()),
                                 "dataset": row.get("dataset"),
                                 "seed_description": row["seed_description"],
                                 "prompt": row.get("prompt"), "transcript": text,
@@ -210,7 +211,7 @@ def training_rows(records: Sequence[Mapping[str, Any]], responses: Iterable[Mapp
             left_out.append({"item_id": clip_id, "reason": "empty stage-1 response"})
         else:
             transcript = str(record.get("transcript") or "").strip()
-            rows.append({"item_id": clip_id, "audio": str(record["audio"]),
+            rows.append({"item_id": clip_id, "audio": str(Path(record["audio"]).resolve()),
                          "prompt": instruction_for(record, prompts, seed),
                          "target": text.strip(), "split": str(record["split"]),
                          "transcript": transcript or None})
