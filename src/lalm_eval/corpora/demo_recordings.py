@@ -21,7 +21,8 @@ from lalm_eval.audio import load_audio
 
 from .demo import text_label
 
-__all__ = ["AudioCache", "Recording", "Turns", "group_by_label", "labels_in", "read_recordings"]
+__all__ = ["AudioCache", "Recording", "Turns", "group_by_label", "labels_in", "read_recordings",
+           "read_rows"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class Recording:
     composed: tuple[str, ...] = ()  # event ids mixed into a background clip
 
 
-def _read_rows(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
+def read_rows(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
+    """Rows of a demo corpus CSV; a missing file or column raises naming it."""
     if not path.is_file():
         raise FileNotFoundError(f"demo corpus table not found: {path}")
     with open(path, newline="", encoding="utf-8") as handle:
@@ -76,13 +78,13 @@ def read_recordings(sources_dir: Path, backgrounds_csv: Path) -> dict[str, list[
                 _number(r.get("start_s")), _number(r.get("end_s")),
                 (r.get("speaker") or "").strip(), r.get("origin", ""), r.get("licence", ""),
                 text=" ".join((r.get("transcript") or "").split()))
-        for r in _read_rows(speech_csv, ("source_id", "path", "transcript", "speaker"))]
+        for r in read_rows(speech_csv, ("source_id", "path", "transcript", "speaker"))]
     events = [
         Recording(r["event_id"], "event", _resolve(events_csv, r["path"]), None, None,
                 text_label(r["label"]), r.get("origin", ""), r.get("licence", ""))
-        for r in _read_rows(events_csv, ("event_id", "label", "path"))]
+        for r in read_rows(events_csv, ("event_id", "label", "path"))]
     backgrounds = []
-    for r in _read_rows(backgrounds_csv, ("source_id", "path", "scene", "events")):
+    for r in read_rows(backgrounds_csv, ("source_id", "path", "scene", "events")):
         try:
             notes = tuple((str(e["label"]), float(e["onset"]), float(e["offset"]))
                           for e in json.loads(r["events"] or "[]"))

@@ -21,7 +21,6 @@ byte-identical outputs. :func:`lalm_eval.suites.knowledge.mmau.read_mmau` reads 
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -39,6 +38,7 @@ from lalm_eval.metrics.choice import answer_tokens
 from lalm_eval.suites.knowledge.mmau import MMAU_DIFFICULTIES, MMAU_TASKS
 
 from .demo import _stable_int, _to_mono, active_span, read_packaged_yaml, text_label, wav_bytes
+from .demo_recordings import read_rows
 
 __all__ = ["KINDS", "JSON_NAME", "SOURCES_NAME", "build_mmau_demo", "load_mmau_demo_spec",
            "read_sources", "validate_spec"]
@@ -129,14 +129,7 @@ class _Corpus:
 
 def _read_table(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
     """Rows of a corpus CSV with ``path`` made absolute (relative to the table's folder)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"demo corpus table not found: {path}")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}")
-        rows = list(reader)
+    rows = read_rows(path, columns)
     for n, row in enumerate(rows, start=2):
         for column in columns:
             if column not in ("start_s", "end_s", "speaker") and not (row[column] or "").strip():
