@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import ClassVar
 
+import pandas as pd
 import pytest
 from test_xares_demo import make_corpus
 
@@ -400,3 +401,194 @@ def test_training_rows_point_at_the_audio_from_anywhere(corpus: Path, tmp_path: 
     out = Path("out/suite/distill/llm.jsonl")
     distill.write_training_set(rows, [], out, out.with_suffix(".summary.json"), {})
     assert len(read_training_set(out)) == len(records)
+
+
+# --------------------------------------------------------------- three settings, scatter
+
+
+def _grounded_accuracies() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hand-made accuracy rows: backbones a, b with LALMs la, lb; one cascade (cap); MMAU
+    tasks sound and speech defined, music without questions."""
+    from lalm_eval.suites.knowledge import GROUNDED, QUESTION, UNTRAINED
+
+    mcq = pd.DataFrame([
+        {"model": m, "run": 0, "level": "overall", "group": "all", "accuracy": acc, "n": 72}
+        for m, acc in (("a", 40.0), ("b", 62.5))])
+    rows = []
+    cells = {  # (model, mode): (overall, sound, speech)
+        ("a", "cascade-cap"): (50.0, 60.0, 40.0), ("b", "cascade-cap"): (70.0, 80.0, 60.0),
+        ("la", GROUNDED): (30.0, 20.0, 40.0), ("lb", GROUNDED): (55.0, 50.0, 60.0),
+        ("la", UNTRAINED): (25.0, 25.0, 25.0), ("lb", UNTRAINED): (20.0, 20.0, 20.0),
+        ("a", QUESTION): (35.0, 30.0, 40.0), ("b", QUESTION): (45.0, 50.0, 40.0)}
+    for (model, mode), (overall, sound, speech) in cells.items():
+        for matcher, shift in (("faithful", 0.0), ("strict", -5.0)):
+            for breakdown, value, acc, n in (("overall", "all", overall, 20),
+                                             ("task", "sound", sound, 10),
+                                             ("task", "speech", speech, 10)):
+                rows.append({"benchmark": "mmau_demo", "model": model, "mode": mode,
+                             "run": 0, "matcher": matcher, "breakdown": breakdown,
+                             "value": value, "accuracy": acc + shift, "n": n})
+    return mcq, pd.DataFrame(rows)
+
+
+def test_three_settings_table_puts_each_backbone_beside_its_baselines() -> None:
+    from lalm_eval.suites.knowledge.report import three_settings_table
+
+    mcq, choice = _grounded_accuracies()
+    training = {"la": {"heldout_loss_untrained": 2.5, "heldout_loss": 1.25, "steps_done": 36},
+                "lb": {}}
+    table = three_settings_table(mcq, choice, {"la": "a", "lb": "b"}, training)
+    assert list(table.index) == [("a", "la"), ("b", "lb")]
+    a, b = table.loc[("a", "la")], table.loc[("b", "lb")]
+    assert a["MCQ overall"].startswith("40.0")
+    # faithful matcher, overall rows, each with its n
+    assert a["mmau_demo via cap"] == "50.0 (n=20)"
+    assert a["mmau_demo audio-grounded"] == "30.0 (n=20)"
+    assert a["mmau_demo untrained"] == "25.0 (n=20)"
+    assert b["mmau_demo question only"] == "45.0 (n=20)"   # the backbone's own row
+    assert a["held-out loss"] == "2.500 -> 1.250" and a["steps"] == 36
+    assert b["held-out loss"] == "n/a" and b["steps"] == "n/a"
+
+
+def test_domain_scatter_writes_its_points_and_marks_empty_domains(tmp_path: Path) -> None:
+    from lalm_eval.suites.knowledge.report import domain_scatter
+
+    _, choice = _grounded_accuracies()
+    png = domain_scatter(choice, {"la": "a", "lb": "b"}, tmp_path / "scatter.png")
+    assert png.is_file() and png.stat().st_size > 0
+    points = pd.read_csv(png.with_suffix(".csv"))
+    sound = points[points["domain"] == "sound"].set_index("backbone")
+    assert sound.loc["a", "cascade_accuracy"] == 60.0
+    assert sound.loc["a", "grounded_accuracy"] == 20.0
+    assert sound.loc["b", "grounded_n"] == 10
+    music = points[points["domain"] == "music"]
+    assert len(music) == 2 and music["grounded_accuracy"].isna().all()
+    assert (music["grounded_n"] == 0).all()
+
+
+# --------------------------------------------------------------------------- LLM judge
+
+
+def _judge_bench(tmp_path: Path) -> Path:
+    items = [{"id": f"q{i}", "audio_id": "./a.wav", "question": f"What is heard {i}?",
+              "choices": ["a dog", "rain", "a bell"], "answer": "rain", "task": task,
+              "difficulty": "easy", "category": "c", "sub-category": "s"}
+             for i, task in enumerate(("sound", "sound", "speech", "speech", "sound"))]
+    (tmp_path / "a.wav").write_bytes(b"")
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(items))
+    out = tmp_path / "bench.csv"
+    knowledge.write_benchmark_table(knowledge.prepare_benchmark("mmau_demo", path, tmp_path),
+                                    out)
+    return out
+
+
+@pytest.mark.parametrize(("output", "expected"), [
+    ("yes", True), ("No.", False), ("Yes, it does.", True), ("  NO  ", False),
+    ("The answer is no, not yes", False),          # the first verdict word counts
+    ("yesterday", None), ("maybe", None), ("", None), (None, None),
+])
+def test_judge_verdicts(output: str | None, expected: bool | None) -> None:
+    from lalm_eval.suites.knowledge.judge import parse_judgement
+
+    assert parse_judgement(output) is expected
+
+
+class _Judge(_Scripted):
+    """A text judge: "yes" when the judged answer names the reference, "no" otherwise,
+    gibberish for one item."""
+
+    def predict(self, requests: list[Request]) -> list[Response]:
+        self.requests += requests
+        out = []
+        for r in requests:
+            given = re.search(r'Answer given: "(.*)"', r.prompt or "").group(1)
+            out.append(Response(text="hmm" if given == "a bell" else
+                                "Yes." if "rain" in given else "No."))
+        return out
+
+
+def test_judge_job_judges_each_answer_and_records_what_it_cannot(tmp_path: Path) -> None:
+    """The judge sees question, options, reference and the answer without its prefix, never
+    audio; unanswered items are failed records; judged accuracy counts parsed verdicts."""
+    from lalm_eval.suites.knowledge.judge import judge_matcher
+
+    bench = _judge_bench(tmp_path)
+    answers = tmp_path / "answers.jsonl"
+    records = [{"item_id": "q0", "output_text": 'The correct answer is: "rain"', "error": None},
+               {"item_id": "q1", "output_text": "The correct answer is: a dog", "error": None},
+               {"item_id": "q2", "output_text": None, "error": "RuntimeError: boom"},
+               {"item_id": "q3", "output_text": "rain", "error": None},
+               {"item_id": "q4", "output_text": "a bell", "error": None}]
+    answers.write_text("".join(json.dumps(r) + "\n" for r in records))
+    items, failures, task = knowledge.build_work(
+        "judge-lalm", {"benchmark": str(bench), "answers": str(answers)},
+        mcq_prompts="mcq_demo", choice_prompts="choice_desta_demo")
+    assert [f.item_id for f in failures] == ["q2"] and failures[0].kind == "no answer"
+    judge = _Judge()
+    out = tmp_path / "judge.jsonl"
+    run_job(lambda: judge, "judge-v1", items, tmp_path / "c.jsonl", out, model_name="judge",
+            model_revision=None, mode="judge-lalm", run=0, seed=0, sample_rate=None,
+            batch_size=4)
+    first = judge.requests[0]
+    assert first.audio is None and first.audio_path is None
+    assert "Correct option: rain" in first.prompt and 'Answer given: ""rain""' in first.prompt
+    assert "The correct answer is" not in first.prompt          # the prefix is removed
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    records.append(knowledge._failure_record(failures[0], "judge", None, "judge-lalm", 0,
+                                             task))
+    out.write_text("".join(json.dumps(r) + "\n" for r in records))
+    tables = {"bench": knowledge.read_benchmark_table(bench)}
+    per_item, accuracy = knowledge.score_judge_runs(tables, {("bench", "lalm", "judge", 0):
+                                                             out})
+    status = dict(zip(per_item["item_id"], per_item["status"], strict=True))
+    assert status == {"q0": "answered", "q1": "answered", "q2": "failed", "q3": "answered",
+                      "q4": "unparsed"}
+    overall = accuracy[accuracy["breakdown"] == "overall"].iloc[0]
+    assert (overall["n"], overall["n_correct"], overall["n_failed"]) == (3, 2, 1)
+    assert overall["matcher"] == judge_matcher("judge") and overall["mode"] == "grounded"
+    assert overall["model"] == "lalm"
+    speech = accuracy[(accuracy["breakdown"] == "task") & (accuracy["value"] == "speech")]
+    assert speech["accuracy"].iloc[0] == 100.0                  # q3 right, q2 not counted
+
+
+def test_judges_are_planned_per_lalm_and_run() -> None:
+    from lalm_eval.config import ConfigError, selected_suites, validate_config
+    from lalm_eval.suites import Plan, build_suite
+
+    config = _grounded_config()
+    config["models"]["judge"] = {"adapter": "hf_causal_lm", "source": "y"}
+    config["suites"]["knowledge"]["grounded"]["judges"] = ["judge"]
+    config["suites"]["knowledge"]["runs"] = 2
+    config = validate_config(config)
+    suite = build_suite("knowledge", selected_suites(config)["knowledge"],
+                        Plan(config, "res", "out"))
+    judged = sorted((j.model, j.mode, j.split, j.run) for j in suite.prediction_jobs()
+                    if j.role == "judge")
+    assert judged == [("judge", "judge-lalm", "mmau_demo", 0),
+                      ("judge", "judge-lalm", "mmau_demo", 1)]
+    inputs = suite.inference_inputs("judge-lalm", "mmau_demo")
+    assert inputs["answers_run1"] == "out/knowledge/predictions/lalm/grounded/mmau_demo/run1.jsonl"
+    assert suite.choice_prompts("judge-lalm").endswith("choice_desta_demo")
+    assert "judge" in suite.settings["systems"]
+    bad = _grounded_config()
+    bad["suites"]["knowledge"]["grounded"]["judges"] = ["nobody"]
+    with pytest.raises((ConfigError, ValueError), match="nobody"):
+        validate_config(bad)
+
+
+def test_judge_agreement_counts_both_kinds_of_disagreement() -> None:
+    from lalm_eval.suites.knowledge.report import judge_agreement_table
+
+    keys = {"benchmark": "b", "model": "la", "run": 0}
+    matcher = pd.DataFrame([{**keys, "item_id": f"q{i}", "mode": "grounded",
+                             "matcher": "faithful", "counted": True, "correct": right}
+                            for i, right in enumerate([True, True, False, False, False])])
+    judged = pd.DataFrame([{**keys, "item_id": f"q{i}", "mode": "grounded",
+                            "matcher": "judge:j", "counted": said is not None,
+                            "correct": said}
+                           for i, said in enumerate([True, False, True, False, None])])
+    table = judge_agreement_table(matcher, judged)
+    row = table.loc[("b", "la", "j")]
+    assert row["n"] == "4" and row["agreement (%)"] == "50.0"
+    assert row["judge yes, matcher wrong"] == "1" and row["judge no, matcher right"] == "1"

@@ -116,6 +116,51 @@ def test_linear_projector_is_one_linear_per_frame_and_masks_follow() -> None:
     assert proj.n_outputs(7) == 7
 
 
+def test_standardising_projector_fits_training_statistics() -> None:
+    """standardize=True: per-dimension mean/std of the last tap from the training frames,
+    applied before the Linear (the same as a Linear on standardised features); near-constant
+    dimensions are floored, not blown up."""
+    rng = np.random.default_rng(0)
+    scale = np.array([0.01, 0.1, 1.0, 10.0, 3.0, 0.0])      # the last dimension is constant
+    train = [(rng.standard_normal((2, n, D_FEAT)) * scale + 5.0).astype(np.float32)
+             for n in (7, 4, 9)]
+    plain = LinearProjector(D_FEAT, HIDDEN, n_taps=2)
+    standard = LinearProjector(D_FEAT, HIDDEN, n_taps=2, standardize=True)
+    standard.proj.load_state_dict(plain.proj.state_dict())
+    plain.fit_statistics(train)                                  # no statistics: no-op
+    standard.fit_statistics(train)
+    frames = np.concatenate([f[-1] for f in train])
+    mean = torch.tensor(frames.mean(0), dtype=torch.float32)
+    std = np.maximum(frames.std(0), 0.01 * np.median(frames.std(0)))
+    torch.testing.assert_close(standard.feature_mean, mean)
+    torch.testing.assert_close(standard.feature_scale, torch.tensor(1 / std, dtype=torch.float32))
+    x = torch.tensor(train[0])[None]
+    mask = torch.ones(1, x.shape[2], dtype=torch.bool)
+    expected, _ = plain((x - mean) * standard.feature_scale, mask)
+    torch.testing.assert_close(standard(x, mask)[0], expected, atol=1e-4, rtol=1e-4)
+    assert standard.statistics == ("feature_mean", "feature_scale") and plain.statistics == ()
+    assert build_connector({"kind": "linear", "standardize": True}, D_FEAT, 1, HIDDEN).standardize
+    with pytest.raises(ValueError, match="no feature frames"):
+        standard.fit_statistics([np.zeros((1, 0, D_FEAT), dtype=np.float32)])
+
+
+def test_connector_statistics_travel_with_the_trainable_state(tokenizer) -> None:
+    """The statistics are saved with the trained weights; an untrained connector loads them
+    alone and keeps its initial weights."""
+    model = make_lalm(tokenizer, connector=LinearProjector(D_FEAT, HIDDEN, standardize=True))
+    model.connector.fit_statistics([e.features for e in EXAMPLES])
+    state = model.trainable_state_dict()
+    assert {"connector.feature_mean", "connector.feature_scale"} <= set(state)
+    fresh = make_lalm(tokenizer, connector=LinearProjector(D_FEAT, HIDDEN, standardize=True))
+    initial = fresh.connector.proj.weight.detach().clone()
+    trained = {k: (v + 1.0 if k.startswith("connector.proj") else v) for k, v in state.items()}
+    fresh.load_trainable_state_dict(trained, statistics_only=True)
+    torch.testing.assert_close(fresh.connector.feature_mean, model.connector.feature_mean)
+    torch.testing.assert_close(fresh.connector.proj.weight, initial)
+    fresh.load_trainable_state_dict(trained)
+    torch.testing.assert_close(fresh.connector.proj.weight, state["connector.proj.weight"] + 1.0)
+
+
 def test_build_connector_rejects_unknown_kind_and_options() -> None:
     with pytest.raises(ValueError, match="'conv'"):
         build_connector({"kind": "conv"}, 4, 1, 8)

@@ -34,6 +34,8 @@ for _model in TRAINED_MODELS:
         benchmark:
             f"{OUT}/benchmarks/train_{_model}.tsv"
         threads: training_threads(MODELS[_model])
+        # trainings are the long jobs most others wait for: start them before ready peers
+        priority: 10
         resources:
             **training_resources(MODELS[_model]),
         conda:

@@ -146,11 +146,12 @@ class TrainedLALM(AudioModel):
         n_taps = int(shape.get("n_taps") or getattr(self.encoder, "n_layers", 1))
         input_dim = int(shape.get("dim") or self.encoder.output_dim)
         self.model = build_lalm(spec, input_dim, n_taps)
-        if not self.entry.options.get("untrained", False):
-            from safetensors.torch import load_file
+        from safetensors.torch import load_file
 
-            self.model.load_trainable_state_dict(load_file(self.folder / "model" /
-                                                           "trainable.safetensors"))
+        # untrained: the connector as initialised, with the data statistics it trained with
+        self.model.load_trainable_state_dict(
+            load_file(self.folder / "model" / "trainable.safetensors"),
+            statistics_only=bool(self.entry.options.get("untrained", False)))
         self.model.to(str(self.entry.options.get("device", "cpu"))).eval()
         decoding = {**spec["recipe"]["decoding"], **self.entry.decoding}
         unknown = set(decoding) - _DECODING_KEYS

@@ -11,7 +11,13 @@ Every connector takes the features of ``L`` tapped encoder layers and a frame ma
   frames into one (over the valid frames of the group only). Either shortens the sequence
   ``k`` times; a stacked or pooled position is valid when any of its frames is valid (frames
   past the end are zero padding and masked). With several taps only the **last** tap is used
-  (XARES-LLM encoders return one layer).
+  (XARES-LLM encoders return one layer). ``standardize=True`` (a demo deviation) first
+  standardises every feature dimension with the training set's mean and standard deviation
+  (:meth:`Connector.fit_statistics`; fixed, not trained): an affine map the Linear could
+  absorb, so the model class is upstream's, but every encoder enters the projector at the
+  same scale and a few hundred steps suffice to use it (Resemblyzer's unit-norm embeddings,
+  per-dimension std ~0.04, and YAMNet's class scores, ~0.01, were ignored by the LLM next to
+  log-mel's ~0.4 and Whisper's ~1).
 * :class:`QFormerConnector` is DeSTA2.5's connector: ``n_queries`` learnable queries per tap go
   through one shared transformers ``BertEncoder`` (self-attention among the queries,
   cross-attention to that tap's frames, invalid frames masked), then a per-query softmax over
@@ -29,9 +35,10 @@ Every connector takes the features of ``L`` tapped encoder layers and a frame ma
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,6 +51,12 @@ class Connector(nn.Module):
     input_dim: int
     llm_dim: int
     n_taps: int
+    #: buffers fitted on the training data (:meth:`fit_statistics`), saved with the weights
+    statistics: tuple[str, ...] = ()
+
+    def fit_statistics(self, features: Sequence[np.ndarray]) -> None:
+        """Fit the connector's data statistics on training features (``[L, T, D]`` arrays of
+        valid frames); nothing for connectors without any."""
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
@@ -70,7 +83,7 @@ class LinearProjector(Connector):
     """XARES-LLM's projector (one Linear, no downsampling), with optional stacking/pooling."""
 
     def __init__(self, input_dim: int, llm_dim: int, n_taps: int = 1, stack_frames: int = 1,
-                 pool: str = "none", pool_frames: int = 1) -> None:
+                 pool: str = "none", pool_frames: int = 1, standardize: bool = False) -> None:
         super().__init__()
         if pool not in ("none", "mean", "max"):
             raise ValueError(f"linear connector: pool must be 'none', 'mean' or 'max', "
@@ -84,6 +97,32 @@ class LinearProjector(Connector):
         self.input_dim, self.llm_dim, self.n_taps = int(input_dim), int(llm_dim), int(n_taps)
         self.stack_frames, self.pool, self.pool_frames = int(stack_frames), pool, int(pool_frames)
         self.proj = nn.Linear(self.input_dim * self.stack_frames, self.llm_dim)
+        self.standardize = bool(standardize)
+        if self.standardize:
+            self.register_buffer("feature_mean", torch.zeros(self.input_dim))
+            self.register_buffer("feature_scale", torch.ones(self.input_dim))
+            self.statistics = ("feature_mean", "feature_scale")
+
+    def fit_statistics(self, features: Sequence[np.ndarray]) -> None:
+        """Per-dimension mean and 1/std of the last tap over every frame of ``features``
+        (float64). A dimension whose std is below 1 % of the median std is scaled by
+        1/(that floor), a constant one (median 0) by 1, so near-constant dimensions are not
+        blown up on unseen audio."""
+        if not self.standardize:
+            return
+        frames = [np.asarray(f, dtype=np.float64)[-1].reshape(-1, self.input_dim)
+                  for f in features]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            raise ValueError("linear connector: no feature frames to standardise with")
+        stacked = np.concatenate(frames)
+        mean, std = stacked.mean(0), stacked.std(0)
+        median = float(np.median(std))
+        floor = 0.01 * median if median > 0 else 1.0
+        std = np.maximum(std, floor)
+        with torch.no_grad():
+            self.feature_mean.copy_(torch.from_numpy(mean))
+            self.feature_scale.copy_(torch.from_numpy(1.0 / std))
 
     @property
     def group(self) -> int:
@@ -97,6 +136,9 @@ class LinearProjector(Connector):
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         self._check(features, mask)
         frames = features[:, -1]                                   # [B, T, D]: the last tap
+        if self.standardize:
+            frames = (frames - self.feature_mean.to(frames.dtype)) * \
+                self.feature_scale.to(frames.dtype)
         mask = mask.bool()
         k = self.group
         if k > 1:
@@ -194,7 +236,7 @@ class QFormerConnector(Connector):
         return embeds, torch.ones(batch, self.n_queries, dtype=torch.bool, device=embeds.device)
 
 
-_LINEAR_KEYS = {"stack_frames", "pool", "pool_frames"}
+_LINEAR_KEYS = {"stack_frames", "pool", "pool_frames", "standardize"}
 _QFORMER_KEYS = {"n_queries", "hidden_size", "num_layers", "num_heads", "intermediate_size",
                  "dropout", "initializer_range"}
 

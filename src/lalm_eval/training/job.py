@@ -167,7 +167,10 @@ def training_parts(job: TrainingJob) -> tuple[Any, list[Any], list[Any], Any, di
     def build_model() -> Any:
         # the first build reuses the loaded LLM; a second (an untrained baseline) reloads
         parts = used.pop("parts", None)
-        return build_lalm(spec, input_dim, n_taps, parts)
+        model = build_lalm(spec, input_dim, n_taps, parts)
+        # data statistics of the connector (if any) from the training rows, in every build
+        model.connector.fit_statistics([example.features for example in train_set])
+        return model
 
     settings = TrainSettings.from_mapping(spec["recipe"]["settings"])
     return build_model, train_set, heldout, settings, identity

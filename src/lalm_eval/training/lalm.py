@@ -368,14 +368,29 @@ class LALM(nn.Module):
         return results
 
     # ------------------------------------------------------------------ trainable state
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """A copy of every parameter that requires grad (connector, LoRA adapters)."""
-        return {name: p.detach().clone() for name, p in self.named_parameters()
-                if p.requires_grad}
+    def _statistics(self) -> dict[str, torch.Tensor]:
+        """The connector's data statistics (fitted on the training set, not trained)."""
+        buffers = dict(self.connector.named_buffers())
+        return {f"connector.{name}": buffers[name] for name in self.connector.statistics}
 
-    def load_trainable_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        """Load :meth:`trainable_state_dict` output; the names must match exactly."""
-        params = {name: p for name, p in self.named_parameters() if p.requires_grad}
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """A copy of every parameter that requires grad (connector, LoRA adapters) and of
+        the connector's data statistics."""
+        state = {name: p.detach().clone() for name, p in self.named_parameters()
+                 if p.requires_grad}
+        state.update({name: b.detach().clone() for name, b in self._statistics().items()})
+        return state
+
+    def load_trainable_state_dict(self, state: Mapping[str, torch.Tensor],
+                                  statistics_only: bool = False) -> None:
+        """Load :meth:`trainable_state_dict` output; the names must match exactly.
+        ``statistics_only``: only the connector's data statistics (an untrained connector
+        that sees the features as the trained one did)."""
+        params = {} if statistics_only else {
+            name: p for name, p in self.named_parameters() if p.requires_grad}
+        params.update(self._statistics())
+        if statistics_only:
+            state = {k: v for k, v in state.items() if k in params}
         missing, unexpected = sorted(set(params) - set(state)), sorted(set(state) - set(params))
         if missing or unexpected:
             raise ValueError(f"trainable state does not match the model: missing "

@@ -7,9 +7,10 @@ Splits are corpus names (the MCQ set, each benchmark, the distillation clips). M
 (a backbone writes stage-1 targets from seed descriptions, run 0), ``grounded`` (the
 backbone's own trained LALM answers from the audio), ``grounded-untrained`` (the same LALM
 with its connector as initialised) and ``question`` (the backbone answers from the question
-alone). Own rules (``workflow/rules/knowledge.smk``): the MCQ table, the demo benchmark,
-benchmark tables, the distillation clip table and training sets, and the report (study
-tables, correlation heatmap, scatter plots).
+alone); ``judge-<lalm>`` (a registry text LLM judges the grounded LALM's answers against
+the reference, :mod:`.judge`). Own rules (``workflow/rules/knowledge.smk``): the MCQ
+table, the demo benchmark, benchmark tables, the distillation clip table and training sets,
+and the report (study tables, correlation heatmap, scatter plots).
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ MODEL_LISTS = ("text_llms", "captioners", "cascade_llms", "audio_llms")
 BENCHMARK_KINDS = ("mmau_demo", "mmau", "mmar")
 DISTILL_KINDS = ("distill_demo", "desta_aqa")
 CASCADE_PREFIX = "cascade-"
+#: mode prefix of a judge job: ``judge-<grounded LALM>`` (:mod:`.judge`)
+JUDGE_PREFIX = "judge-"
 DISTILL, GROUNDED, UNTRAINED, QUESTION = "distill", "grounded", "grounded-untrained", "question"
 GROUNDED_DEFAULTS = {"models": {}, "corpus": None, "prompts": "distill_demo",
                      "choice_prompts": None, "untrained_baseline": True,
-                     "question_baseline": True}
+                     "question_baseline": True, "judges": [],
+                     "judge_prompts": "choice_judge_demo"}
 
 
 def grounded_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -37,11 +41,12 @@ def grounded_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def knowledge_models(settings: Mapping[str, Any]) -> list[str]:
-    """Every model an instance runs (text LLMs, captioners, cascade LLMs, LALMs)."""
+    """Every model an instance runs (text LLMs, captioners, cascade LLMs, LALMs, judges)."""
     names: list[str] = []
-    grounded = grounded_settings(settings)["models"]
+    grounded = grounded_settings(settings)
     for name in [m for key in MODEL_LISTS for m in settings.get(key) or []] + [
-            m for pair in grounded.items() for m in pair]:
+            m for pair in grounded["models"].items() for m in pair] + (
+            list(grounded["judges"]) if grounded["models"] else []):
         if name not in names:
             names.append(name)
     return names
@@ -52,7 +57,8 @@ class KnowledgeSuite(Suite):
 
     kind = "knowledge"
     schema_resource = ("lalm_eval.suites.knowledge", "schema.yaml")
-    modes = "text|caption|audio|distill|grounded|grounded-untrained|question|cascade-[a-z0-9_]+"
+    modes = ("text|caption|audio|distill|grounded|grounded-untrained|question"
+             "|cascade-[a-z0-9_]+|judge-[a-z0-9_]+")
     rules = ("knowledge.smk",)
     generic_report = False
     writes_training_sets = True
@@ -82,6 +88,8 @@ class KnowledgeSuite(Suite):
                 raise ValueError(f"{where}: models.{lalm} must be trained on this suite's "
                                  f"distillation set (training.data: {{suite: {name}}}), "
                                  f"found {data or 'no training block'}")
+        for judge in grounded["judges"]:
+            require_known(judge, models, f"suites.{name}.grounded.judges names model", "models")
         if grounded["models"]:
             if grounded["corpus"] is None:
                 raise ValueError(f"suites.{name}.grounded.corpus: the distillation clips "
@@ -148,6 +156,8 @@ class KnowledgeSuite(Suite):
                 if grounded["question_baseline"]:
                     jobs += [PredictionJob(backbone, QUESTION, bench, r, role=QUESTION)
                              for r in runs]
+                jobs += [PredictionJob(judge, f"{JUDGE_PREFIX}{lalm}", bench, r, role="judge")
+                         for judge in grounded["judges"] for r in runs]
         return jobs
 
     def distill_source(self) -> dict[str, str]:
@@ -202,19 +212,28 @@ class KnowledgeSuite(Suite):
             captioner = mode[len(CASCADE_PREFIX):]
             inputs["captions"] = self.prediction_path(
                 PredictionJob(captioner, "caption", split, 0))
+        if mode.startswith(JUDGE_PREFIX):
+            # every run's answers (the job of run r judges answers_run<r>)
+            lalm = mode[len(JUDGE_PREFIX):]
+            inputs["judge_prompts"] = str(prompt_set_path(self.grounded["judge_prompts"]))
+            inputs.update({f"answers_run{r}": self.prediction_path(
+                PredictionJob(lalm, GROUNDED, split, r)) for r in range(self.runs)})
         return inputs
 
     def choice_prompts(self, mode: str) -> str:
         """The choice prompt file of ``mode`` (the grounded arm may have its own)."""
         own = self.grounded["choice_prompts"]
-        if own and mode in (GROUNDED, UNTRAINED, QUESTION):
+        if own and (mode in (GROUNDED, UNTRAINED, QUESTION) or mode.startswith(JUDGE_PREFIX)):
             return own
         return self.settings["choice_prompts"]
 
     def inference_params(self, model: str, mode: str, split: str) -> dict[str, Any]:
-        return {"mcq_prompts": self.settings["mcq_prompts"],
-                "choice_prompts": self.choice_prompts(mode),
-                "distill_prompts": self.grounded["prompts"]}
+        params = {"mcq_prompts": self.settings["mcq_prompts"],
+                  "choice_prompts": self.choice_prompts(mode),
+                  "distill_prompts": self.grounded["prompts"]}
+        if mode.startswith(JUDGE_PREFIX):
+            params["judge_prompts"] = self.grounded["judge_prompts"]
+        return params
 
     def _benchmark_download(self, corpus: str) -> str:
         entry = self.plan.corpora[corpus] if self.plan else {}
@@ -278,4 +297,5 @@ class KnowledgeSuite(Suite):
             mcq_prompts=job.params["mcq_prompts"],
             choice_prompts=job.params["choice_prompts"],
             distill_prompts=job.params.get("distill_prompts", "distill_demo"),
+            judge_prompts=job.params.get("judge_prompts", "choice_judge_demo"),
             threads=job.threads, progress=job.progress)

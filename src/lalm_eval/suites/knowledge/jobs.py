@@ -13,7 +13,9 @@ Jobs (one per (model, mode, split, run), through the inference engine):
   descriptions (split = the distillation corpus; :mod:`.distill`);
 * ``grounded`` / ``grounded-untrained``: a backbone's own trained LALM (or the same LALM
   with its connector as initialised) answers the benchmark from the audio;
-* ``question``: a backbone answers the benchmark from the question and options alone.
+* ``question``: a backbone answers the benchmark from the question and options alone;
+* ``judge-<lalm>``: a text LLM judges the grounded LALM's answers against the reference
+  (:mod:`.judge`); items the LALM did not answer are recorded as failed.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ from lalm_eval.suites.knowledge import (
     CASCADE_PREFIX,
     DISTILL,
     GROUNDED,
+    JUDGE_PREFIX,
     QUESTION,
     UNTRAINED,
     akb,
     distill,
+    judge,
     mmau,
 )
 
@@ -85,13 +89,13 @@ def _records(path: str | Path) -> list[dict[str, Any]]:
     return read_jsonl(path)
 
 
-def _failure_record(item: WorkItem | mmau.CascadeFailure, model: str, revision: str | None,
+def _failure_record(item: mmau.CascadeFailure, model: str, revision: str | None,
                     mode: str, run: int, task: str) -> dict[str, Any]:
     return {"item_id": item.item_id, "clip_id": item.clip_id, "model": model,
             "model_revision": revision, "mode": mode, "task": task, "request": "generate",
             "prompt_id": None, "prompt_sha256": None, "run": run, "seed": None,
             "output_text": None, "scores": None, "parsed": None, "well_formed": None,
-            "error": f"no caption: {item.reason}", "latency_s": 0.0, "n_output_tokens": None,
+            "error": f"{item.kind}: {item.reason}", "latency_s": 0.0, "n_output_tokens": None,
             "audio_sha256": None, "cache_key": None}
 
 
@@ -99,12 +103,14 @@ KNOWN_MODES = ("text", "caption", *AUDIO_MODES, DISTILL, QUESTION)
 
 
 def build_work(mode: str, inputs: Mapping[str, str], *, mcq_prompts: str,
-               choice_prompts: str, distill_prompts: str = "distill_demo", seed: int = 0
+               choice_prompts: str, distill_prompts: str = "distill_demo",
+               judge_prompts: str = "choice_judge_demo", seed: int = 0
                ) -> tuple[list[WorkItem], list[mmau.CascadeFailure], str]:
-    """Work items of a job, the cascade items that cannot be asked, and the task name."""
-    if mode not in KNOWN_MODES and not mode.startswith(CASCADE_PREFIX):
+    """Work items of a job, the cascade (or judge) items that cannot be asked, and the task
+    name. A judge job reads the judged answers from ``inputs["answers"]``."""
+    if mode not in KNOWN_MODES and not mode.startswith((CASCADE_PREFIX, JUDGE_PREFIX)):
         raise ValueError(f"unknown knowledge mode {mode!r} ({', '.join(KNOWN_MODES)}, "
-                         f"{CASCADE_PREFIX}<captioner>)")
+                         f"{CASCADE_PREFIX}<captioner>, {JUDGE_PREFIX}<lalm>)")
     if mode == "text":
         prompt = akb.load_mcq_prompt(mcq_prompts)
         return akb.mcq_work_items(read_mcq_table(inputs["mcq"]), prompt), [], "mcq"
@@ -126,6 +132,13 @@ def build_work(mode: str, inputs: Mapping[str, str], *, mcq_prompts: str,
                              f"(needed by the question-only baseline)")
         return (mmau.question_work_items(table, prompts.question_template, prompts.system,
                                          prompt_id=f"{prompts.name}:question"), [], task)
+    if mode.startswith(JUDGE_PREFIX):
+        from lalm_eval.metrics.choice import predictions_from_records
+
+        answers = predictions_from_records(_records(inputs["answers"]))
+        items, failures = judge.judge_work_items(
+            table, answers, judge.load_judge_prompts(judge_prompts), prompts.answer_prefix)
+        return items, failures, task
     if mode.startswith(CASCADE_PREFIX):
         captions = {r["item_id"]: (None if r.get("error") else r.get("output_text"))
                     for r in _records(inputs["captions"])}
@@ -139,10 +152,11 @@ def build_work(mode: str, inputs: Mapping[str, str], *, mcq_prompts: str,
 def run_knowledge_job(*, mode: str, inputs: Mapping[str, str], model_name: str, models: dict,
                       run: int, seed: int, cache_path: str | Path, out_path: str | Path,
                       mcq_prompts: str, choice_prompts: str,
-                      distill_prompts: str = "distill_demo", threads: int = 1,
+                      distill_prompts: str = "distill_demo",
+                      judge_prompts: str = "choice_judge_demo", threads: int = 1,
                       progress: bool = True) -> JobSummary:
     """One job of the knowledge suite; the predictions file holds every item of the split
-    (cascade items without a caption as failed records)."""
+    (cascade items without a caption, judge items without an answer as failed records)."""
     from lalm_eval.models.registry import build_model
     from lalm_eval.parallel import limit_threads
 
@@ -152,9 +166,12 @@ def run_knowledge_job(*, mode: str, inputs: Mapping[str, str], model_name: str, 
     if not model.supports(needed):
         raise ValueError(f"model {model_name!r} cannot {needed} "
                          f"(supports {sorted(model.capabilities)}); check suites.knowledge")
+    if mode.startswith(JUDGE_PREFIX):
+        inputs = {**inputs, "answers": inputs[f"answers_run{run}"]}
     items, failures, task = build_work(mode, inputs, mcq_prompts=mcq_prompts,
                                        choice_prompts=choice_prompts,
-                                       distill_prompts=distill_prompts, seed=seed)
+                                       distill_prompts=distill_prompts,
+                                       judge_prompts=judge_prompts, seed=seed)
     summary = run_job(lambda: model, model.fingerprint(), items, cache_path, out_path,
                       model_name=model_name, model_revision=model.entry.revision, mode=mode,
                       run=run, seed=seed, sample_rate=model.sample_rate,
@@ -169,7 +186,8 @@ def run_knowledge_job(*, mode: str, inputs: Mapping[str, str], model_name: str, 
         write_jsonl(out_path, records)
         summary.n_items += len(failures)
         summary.n_errors += len(failures)
-        summary.errors["no caption"] = len(failures)
+        for failure in failures:
+            summary.errors[failure.kind] = summary.errors.get(failure.kind, 0) + 1
     return summary
 
 
@@ -223,6 +241,29 @@ def score_choice_runs(tables: Mapping[str, pd.DataFrame],
             items.append(per_item)
             accuracy.append(choice_accuracy(per_item, by=by).assign(
                 benchmark=benchmark, model=model, mode=mode, run=run, matcher=matcher))
+    if not items:
+        return pd.DataFrame(), pd.DataFrame()
+    return pd.concat(items, ignore_index=True), pd.concat(accuracy, ignore_index=True)
+
+
+def score_judge_runs(tables: Mapping[str, pd.DataFrame],
+                     files: Mapping[tuple[str, str, str, int], str | Path]
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-item and accuracy rows of judge jobs, in the shape of :func:`score_choice_runs`:
+    ``files`` maps (benchmark, judged LALM, judge, run) to the judge's predictions file; the
+    rows are the LALM's (mode ``grounded``) with ``matcher = judge:<judge>``."""
+    from lalm_eval.metrics.choice import choice_accuracy
+
+    items, accuracy = [], []
+    for (benchmark, lalm, judge_name, run), path in sorted(files.items()):
+        table = tables[benchmark]
+        kind = str(table["benchmark"].iloc[0]) if len(table) else "mmau"
+        by = list(BREAKDOWNS[kind])
+        keys = dict(benchmark=benchmark, model=lalm, mode=GROUNDED, run=run,
+                    matcher=judge.judge_matcher(judge_name))
+        per_item = judge.score_judgements(table, _records(path), by).assign(**keys)
+        items.append(per_item)
+        accuracy.append(choice_accuracy(per_item, by=by).assign(**keys))
     if not items:
         return pd.DataFrame(), pd.DataFrame()
     return pd.concat(items, ignore_index=True), pd.concat(accuracy, ignore_index=True)

@@ -401,11 +401,13 @@ def caption_work_items(table: pd.DataFrame, *, prompt: str | None = None,
 
 @dataclass(frozen=True)
 class CascadeFailure:
-    """An item the cascade cannot ask: its caption is missing, failed or empty."""
+    """An item a derived job cannot ask: the cascade's caption (or, for a judge, the judged
+    answer) is missing, failed or empty; ``kind`` names what is lacking."""
 
     item_id: str
     clip_id: str
     reason: str
+    kind: str = "no caption"
 
 
 def cascade_work_items(

@@ -17,6 +17,7 @@ from lalm_eval.reports.tables import format_cell, write_table
 from lalm_eval.suites.knowledge import (
     CASCADE_PREFIX,
     GROUNDED,
+    JUDGE_PREFIX,
     QUESTION,
     UNTRAINED,
     grounded_settings,
@@ -81,6 +82,7 @@ def _choice_rows(accuracy: pd.DataFrame, modes: Sequence[str]) -> pd.DataFrame:
                      & accuracy["breakdown"].isin(["overall", "task"])]
     if frame.empty:
         return pd.DataFrame()
+    judges = sorted(m for m in frame["matcher"].unique() if str(m).startswith("judge:"))
     keys = sorted({(b, f"{v}" if k == "overall" else f"{v}")
                    for b, k, v in zip(frame["benchmark"], frame["breakdown"], frame["value"],
                                       strict=True) if k in ("overall", "task")})
@@ -89,12 +91,15 @@ def _choice_rows(accuracy: pd.DataFrame, modes: Sequence[str]) -> pd.DataFrame:
         label = (model, mode[len(CASCADE_PREFIX):] if mode.startswith(CASCADE_PREFIX) else "-")
         row = {}
         for benchmark, value in keys:
-            for matcher in ("faithful", "strict"):
-                if matcher == "strict" and value != "all":
+            for matcher in ("faithful", "strict", *judges):
+                if matcher != "faithful" and value != "all":
                     continue
                 cell = part[(part["benchmark"] == benchmark) & (part["value"] == value)
                             & (part["matcher"] == matcher)]
-                name = f"{benchmark} {value}" + (" (strict)" if matcher == "strict" else "")
+                if matcher in judges and cell.empty:
+                    continue
+                name = f"{benchmark} {value}" + ("" if matcher == "faithful"
+                                                 else f" ({matcher})")
                 row[name] = _cell(cell["accuracy"])
         rows[label] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -103,7 +108,9 @@ def _choice_rows(accuracy: pd.DataFrame, modes: Sequence[str]) -> pd.DataFrame:
         "Accuracy (%) with the official MMAU/MMAR matcher (a prediction is right when it "
         "holds every word of the answer and no word only found in a wrong choice). "
         "Faithful: items without a prediction are skipped, as upstream; strict: counted "
-        "wrong. 'all' = every item; sound / music / speech (MMAR: modality) break it down."]
+        "wrong. 'all' = every item; sound / music / speech (MMAR: modality) break it down. "
+        "(judge:<model>): an LLM judge's verdict of the answer against the reference "
+        "(items with a parsed verdict)."]
     table.attrs["bold"] = {"axis": "rows", "columns": list(table.columns)}
     table.attrs["metric"] = "accuracy"
     return table
@@ -179,7 +186,8 @@ def build_knowledge_report(*, mcq_accuracy: pd.DataFrame, choice_accuracy: pd.Da
                            seeds: Mapping[str, Any], prompt_hashes: Mapping[str, str],
                            benchmarks: Mapping[str, pd.DataFrame] | None = None,
                            backbone_of: Mapping[str, str] | None = None,
-                           training: Mapping[str, Mapping[str, Any]] | None = None
+                           training: Mapping[str, Mapping[str, Any]] | None = None,
+                           judge_agreement: pd.DataFrame | None = None
                            ) -> dict[str, Path]:
     """Write the study's three tables, one breakdown table per benchmark
     (``breakdown_<benchmark>``, see :func:`breakdown_table`; ``benchmarks`` maps its name to
@@ -213,6 +221,10 @@ def build_knowledge_report(*, mcq_accuracy: pd.DataFrame, choice_accuracy: pd.Da
             "Each backbone three ways: from text, through a captioner, and as its own LALM")[1]
         paths["grounded_scatter"] = domain_scatter(choice_accuracy, backbone_of,
                                                    figures / "cascade_vs_grounded.png")
+    if judge_agreement is not None and len(judge_agreement):
+        paths["judge_agreement"] = write_table(
+            judge_agreement, tables / "judge_agreement",
+            "LLM judge against the official matcher, item by item")[1]
     for benchmark in (sorted(choice_accuracy["benchmark"].unique())
                       if len(choice_accuracy) else []):
         table = breakdown_table(choice_accuracy, benchmark, (benchmarks or {}).get(benchmark))
@@ -274,7 +286,14 @@ def report_from_jobs(jobs: Sequence[Mapping[str, Any]], *, mcq_tables: Sequence[
         hashes["mcq_set"] = balance.get("sha256")
         _, mcq_acc = knowledge.score_mcq_runs(mcq, mcq_files)
     tables = {Path(p).stem: knowledge.read_benchmark_table(p) for p in benchmark_tables}
-    _, choice_acc = knowledge.score_choice_runs(tables, choice_files, prefixes)
+    choice_items, choice_acc = knowledge.score_choice_runs(tables, choice_files, prefixes)
+    judge_files = {(j["split"], j["mode"][len(JUDGE_PREFIX):], j["model"], int(j["run"])):
+                   j["path"] for j in jobs if j["role"] == "judge"}
+    agreement = pd.DataFrame()
+    if judge_files:
+        judge_items, judged = knowledge.score_judge_runs(tables, judge_files)
+        choice_acc = pd.concat([choice_acc, judged], ignore_index=True)
+        agreement = judge_agreement_table(choice_items, judge_items)
     correlation = suite_config["correlation"]
     metrics, blocks = knowledge.metric_table(mcq_acc, choice_acc, correlation["matcher"],
                                              backbone_of)
@@ -284,6 +303,7 @@ def report_from_jobs(jobs: Sequence[Mapping[str, Any]], *, mcq_tables: Sequence[
         config_slice={"suite": dict(suite_config), "models": dict(models)},
         seeds={"global": seed, "runs": suite_config["runs"]}, prompt_hashes=hashes,
         benchmarks=tables, backbone_of=backbone_of, training=_training_summaries(jobs, models),
+        judge_agreement=agreement,
     )
 
 
@@ -311,11 +331,12 @@ def _training_summaries(jobs: Sequence[Mapping[str, Any]], models: Mapping[str, 
 
 
 def _accuracy(frame: pd.DataFrame, benchmark: str, model: str, mode: str,
-              value: str = "all") -> tuple[float, int]:
-    """Faithful accuracy (mean over runs) and n of one system on one group."""
+              value: str = "all", matcher: str = "faithful") -> tuple[float, int]:
+    """Accuracy (mean over runs; faithful matcher unless named) and n of one system on
+    one group."""
     part = frame[(frame["benchmark"] == benchmark) & (frame["model"] == model)
                  & (frame["mode"] == mode) & (frame["value"] == value)
-                 & (frame["matcher"] == "faithful")]
+                 & (frame["matcher"] == matcher)]
     if part.empty:
         return float("nan"), 0
     return float(part["accuracy"].mean()), int(part["n"].max())
@@ -329,6 +350,7 @@ def three_settings_table(mcq_accuracy: pd.DataFrame, choice_accuracy: pd.DataFra
     connector and the question-only baseline, and the held-out stage-2 loss (untrained ->
     trained). Faithful matcher, accuracy (%) with n."""
     overall = choice_accuracy[choice_accuracy["breakdown"] == "overall"]
+    judges = sorted(m for m in overall["matcher"].unique() if str(m).startswith("judge:"))
     rows = {}
     for lalm, backbone in sorted(backbone_of.items(), key=lambda kv: kv[1]):
         row: dict[str, Any] = {}
@@ -346,6 +368,10 @@ def three_settings_table(mcq_accuracy: pd.DataFrame, choice_accuracy: pd.DataFra
                 model = backbone if mode == QUESTION else lalm
                 value, n = _accuracy(overall, benchmark, model, mode)
                 row[f"{benchmark} {label}"] = _with_n(value, n)
+                if mode == GROUNDED:
+                    for matcher in judges:
+                        value, n = _accuracy(overall, benchmark, lalm, mode, matcher=matcher)
+                        row[f"{benchmark} {label} ({matcher})"] = _with_n(value, n)
         info = training.get(lalm) or {}
         before, after = info.get("heldout_loss_untrained"), info.get("heldout_loss")
         row["held-out loss"] = (f"{before:.3f} -> {after:.3f}"
@@ -360,7 +386,38 @@ def three_settings_table(mcq_accuracy: pd.DataFrame, choice_accuracy: pd.DataFra
         "encoder and LLM, trained connector) answering from the audio; untrained: the same "
         "LALM with its connector as initialised; question only: the backbone answering from "
         "the question and options alone. held-out loss: stage-2 cross-entropy per target "
-        "token on the held-out clips, untrained -> trained."]
+        "token on the held-out clips, untrained -> trained. (judge:<model>): the share of "
+        "the audio-grounded answers an LLM judge accepts against the reference."]
+    table.attrs["bold"] = {}
+    return table
+
+
+def judge_agreement_table(choice_items: pd.DataFrame, judge_items: pd.DataFrame
+                          ) -> pd.DataFrame:
+    """Per (benchmark, judged LALM, judge): items both scored, the share where the judge's
+    verdict equals the faithful matcher's, and the two kinds of disagreement."""
+    matcher = choice_items[(choice_items["mode"] == GROUNDED)
+                           & (choice_items["matcher"] == "faithful")
+                           & choice_items["counted"].astype(bool)]
+    keys = ["benchmark", "model", "run", "item_id"]
+    verdicts = judge_items[judge_items["counted"].astype(bool)]
+    both = verdicts.merge(matcher[[*keys, "correct"]], on=keys, suffixes=("_judge", ""))
+    rows = {}
+    for (benchmark, model, judge), part in both.groupby(["benchmark", "model", "matcher"]):
+        said, right = part["correct_judge"].astype(bool), part["correct"].astype(bool)
+        rows[(benchmark, model, judge.split(":", 1)[1])] = {
+            "n": str(len(part)),
+            "agreement (%)": f"{100.0 * float((said == right).mean()):.1f}",
+            "judge yes, matcher wrong": str(int((said & ~right).sum())),
+            "judge no, matcher right": str(int((~said & right).sum()))}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if len(table):
+        table.index = pd.MultiIndex.from_tuples(table.index,
+                                                names=["benchmark", "LALM", "judge"])
+    table.attrs["notes"] = [
+        "Items with a parsed verdict and a matcher score (faithful), all runs together. "
+        "The matcher is the official MMAU/MMAR rule; the judge reads question, options, "
+        "reference and answer."]
     table.attrs["bold"] = {}
     return table
 
@@ -372,7 +429,8 @@ def _with_n(value: float, n: int) -> str:
 def domain_scatter(choice_accuracy: pd.DataFrame, backbone_of: Mapping[str, str],
                    path: Path) -> Path:
     """Per domain (MMAU task: sound, music, speech), cascade vs audio-grounded accuracy, one
-    point per (backbone, captioner); a domain without questions is drawn as n/a."""
+    point per (benchmark, backbone, captioner); a domain without questions is drawn as n/a.
+    The points (with their n) are written beside the figure as ``<stem>.csv``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -384,15 +442,21 @@ def domain_scatter(choice_accuracy: pd.DataFrame, backbone_of: Mapping[str, str]
     benchmarks = sorted(frame["benchmark"].unique())
     fig, axes = plt.subplots(1, len(MMAU_TASKS), figsize=(4 * len(MMAU_TASKS), 4),
                              squeeze=False)
+    rows = []
     for ax, domain in zip(axes[0], MMAU_TASKS, strict=True):
         points = []
         for benchmark in benchmarks:
-            for lalm, backbone in backbone_of.items():
+            for lalm, backbone in sorted(backbone_of.items(), key=lambda kv: kv[1]):
                 y, ny = _accuracy(frame, benchmark, lalm, GROUNDED, domain)
                 for mode in cascades:
                     x, nx = _accuracy(frame, benchmark, backbone, mode, domain)
+                    captioner = mode[len(CASCADE_PREFIX):]
                     if nx and ny:
-                        points.append((x, y, f"{backbone} ({mode[len(CASCADE_PREFIX):]})"))
+                        points.append((x, y, f"{backbone} ({captioner})"))
+                    rows.append({"domain": domain, "benchmark": benchmark,
+                                 "backbone": backbone, "lalm": lalm, "captioner": captioner,
+                                 "cascade_accuracy": x if nx else None, "cascade_n": nx,
+                                 "grounded_accuracy": y if ny else None, "grounded_n": ny})
         ax.set_title(f"{domain}")
         ax.set_xlim(-5, 105)
         ax.set_ylim(-5, 105)
@@ -410,4 +474,7 @@ def domain_scatter(choice_accuracy: pd.DataFrame, backbone_of: Mapping[str, str]
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    pd.DataFrame(rows, columns=["domain", "benchmark", "backbone", "lalm", "captioner",
+                                "cascade_accuracy", "cascade_n", "grounded_accuracy",
+                                "grounded_n"]).to_csv(path.with_suffix(".csv"), index=False)
     return path
