@@ -440,8 +440,12 @@ def domain_scatter(choice_accuracy: pd.DataFrame, backbone_of: Mapping[str, str]
                             & (choice_accuracy["matcher"] == "faithful")]
     cascades = sorted(m for m in frame["mode"].unique() if str(m).startswith(CASCADE_PREFIX))
     benchmarks = sorted(frame["benchmark"].unique())
-    fig, axes = plt.subplots(1, len(MMAU_TASKS), figsize=(4 * len(MMAU_TASKS), 4),
+    fig, axes = plt.subplots(1, len(MMAU_TASKS), figsize=(4 * len(MMAU_TASKS), 4.6),
                              squeeze=False)
+    backbones = sorted(set(backbone_of.values()))
+    captioners = [m[len(CASCADE_PREFIX):] for m in cascades]
+    colours = {b: plt.get_cmap("tab10")(i % 10) for i, b in enumerate(backbones)}
+    markers = {c: "osD^v<>p*"[i % 9] for i, c in enumerate(captioners)}
     rows = []
     for ax, domain in zip(axes[0], MMAU_TASKS, strict=True):
         points = []
@@ -452,7 +456,7 @@ def domain_scatter(choice_accuracy: pd.DataFrame, backbone_of: Mapping[str, str]
                     x, nx = _accuracy(frame, benchmark, backbone, mode, domain)
                     captioner = mode[len(CASCADE_PREFIX):]
                     if nx and ny:
-                        points.append((x, y, f"{backbone} ({captioner})"))
+                        points.append((x, y, backbone, captioner))
                     rows.append({"domain": domain, "benchmark": benchmark,
                                  "backbone": backbone, "lalm": lalm, "captioner": captioner,
                                  "cascade_accuracy": x if nx else None, "cascade_n": nx,
@@ -465,12 +469,19 @@ def domain_scatter(choice_accuracy: pd.DataFrame, backbone_of: Mapping[str, str]
         ax.set_ylabel("audio-grounded accuracy (%)")
         if not points:
             ax.text(50, 50, "n/a (no questions)", ha="center", va="center", color="0.4")
-        for x, y, label in points:
-            ax.scatter([x], [y], s=25)
-            ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for x, y, backbone, captioner in points:
+            ax.scatter([x], [y], s=40, color=colours[backbone], marker=markers[captioner],
+                       alpha=0.8, edgecolors="black", linewidths=0.5)
+    handles = [plt.Line2D([], [], color=colours[b], marker="o", ls="", label=b)
+               for b in backbones] + [
+        plt.Line2D([], [], color="0.4", marker=markers[c], ls="", label=f"via {c}")
+        for c in captioners]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6),
+                   fontsize=8, frameon=False)
     fig.suptitle("Cascade vs audio-grounded accuracy per domain (one point per backbone "
                  "and captioner)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
