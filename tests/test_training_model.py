@@ -316,6 +316,25 @@ def test_truncation_cuts_the_target_tail_never_the_audio(tokenizer) -> None:
     assert count == 0 and float(loss.detach()) == 0.0 and loss.requires_grad
 
 
+def test_chat_template_arguments_reach_the_template(tokenizer) -> None:
+    """template.chat_kwargs (e.g. Qwen3's enable_thinking: false) go to the chat template."""
+    import copy
+
+    thinking = copy.deepcopy(tokenizer)
+    thinking.chat_template = CHAT_TEMPLATE.replace(
+        "<|im_start|>assistant\n{% endif %}",
+        "<|im_start|>assistant\n{% if enable_thinking is defined and not enable_thinking %}"
+        "no thinking\n{% endif %}{% endif %}")
+    example = Example("t", features(3, 0), "Classify the environmental sound.", target="dog")
+    plain = make_lalm(thinking, PromptTemplate("{audio}{prompt}", chat=True))
+    off = make_lalm(thinking, PromptTemplate.from_mapping(
+        {"text": "{audio}{prompt}", "chat": True, "chat_kwargs": {"enable_thinking": False}}))
+    assert not thinking.decode(plain._plan(example, with_target=True).after).endswith(
+        "no thinking\n")
+    assert thinking.decode(off._plan(example, with_target=True).after).endswith(
+        "<|im_start|>assistant\nno thinking\n")
+
+
 def test_chat_template_transcript_and_system(tokenizer) -> None:
     template = PromptTemplate(DESTA_TEMPLATE.text, chat=True, system="Focus on the audio.")
     conn = _qformer()

@@ -76,6 +76,9 @@ class PromptTemplate:
     chat: bool = False
     system: str | None = None
     add_eos: bool = True
+    #: extra arguments of the tokenizer's chat template, e.g. ``{enable_thinking: false}``
+    #: (Qwen3 with thinking disabled, as the auditory-knowledge study runs it)
+    chat_kwargs: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.text.count(AUDIO_MARKER) != 1:
@@ -85,7 +88,8 @@ class PromptTemplate:
 
     @classmethod
     def from_mapping(cls, spec: Mapping[str, Any]) -> PromptTemplate:
-        """From recipe data ``{text, chat, system, add_eos}`` (unknown keys: ValueError)."""
+        """From recipe data ``{text, chat, system, add_eos, chat_kwargs}`` (unknown keys:
+        ValueError)."""
         unknown = set(spec) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"prompt template: unknown key(s) {sorted(unknown)}")
@@ -194,8 +198,9 @@ class LALM(nn.Module):
         if self.template.chat:
             messages = [{"role": "system", "content": system}] if system else []
             messages.append({"role": "user", "content": user})
-            rendered = self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                          add_generation_prompt=True)
+            rendered = self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True,
+                **dict(self.template.chat_kwargs or {}))
         else:
             rendered = f"{system}\n\n{user}" if system else user
         if rendered.count(_AUDIO_SENTINEL) != 1 or (

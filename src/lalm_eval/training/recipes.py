@@ -18,7 +18,7 @@ import yaml
 
 RECIPE_KEYS = frozenset({"name", "upstream", "connector", "lora", "template", "max_length",
                          "max_transcript_tokens", "llm_dtype", "settings", "decoding"})
-TEMPLATE_KEYS = frozenset({"text", "chat", "system", "add_eos"})
+TEMPLATE_KEYS = frozenset({"text", "chat", "system", "add_eos", "chat_kwargs"})
 
 
 class RecipeError(ValueError):
