@@ -592,3 +592,16 @@ def test_judge_agreement_counts_both_kinds_of_disagreement() -> None:
     row = table.loc[("b", "la", "j")]
     assert row["n"] == "4" and row["agreement (%)"] == "50.0"
     assert row["judge yes, matcher wrong"] == "1" and row["judge no, matcher right"] == "1"
+
+
+def test_audio_grounded_table_keeps_each_mode_of_a_lalm_apart() -> None:
+    """One LALM's grounded and untrained answers are two rows (they once shared one)."""
+    from lalm_eval.suites.knowledge import GROUNDED, QUESTION, UNTRAINED
+    from lalm_eval.suites.knowledge.report import _choice_rows
+
+    _, choice = _grounded_accuracies()
+    table = _choice_rows(choice, ["audio", GROUNDED, UNTRAINED, QUESTION])
+    assert table.loc[("la", GROUNDED), "mmau_demo all"].startswith("30.0")
+    assert table.loc[("la", UNTRAINED), "mmau_demo all"].startswith("25.0")
+    assert table.loc[("b", QUESTION), "mmau_demo all"].startswith("45.0")
+    assert len(table) == 6

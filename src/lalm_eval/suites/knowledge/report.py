@@ -88,7 +88,9 @@ def _choice_rows(accuracy: pd.DataFrame, modes: Sequence[str]) -> pd.DataFrame:
                                       strict=True) if k in ("overall", "task")})
     rows = {}
     for (model, mode), part in frame.groupby(["model", "mode"], sort=True):
-        label = (model, mode[len(CASCADE_PREFIX):] if mode.startswith(CASCADE_PREFIX) else "-")
+        # cascades by captioner; a LALM's modes (grounded, untrained, ...) by mode name
+        label = (model, mode[len(CASCADE_PREFIX):] if mode.startswith(CASCADE_PREFIX)
+                 else ("-" if mode == "audio" else mode))
         row = {}
         for benchmark, value in keys:
             for matcher in ("faithful", "strict", *judges):
@@ -103,7 +105,8 @@ def _choice_rows(accuracy: pd.DataFrame, modes: Sequence[str]) -> pd.DataFrame:
                 row[name] = _cell(cell["accuracy"])
         rows[label] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index = pd.MultiIndex.from_tuples(table.index, names=["model", "captioner"])
+    table = table.fillna(format_cell(None))          # e.g. a judge column of unjudged rows
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["model", "captioner / mode"])
     table.attrs["notes"] = [
         "Accuracy (%) with the official MMAU/MMAR matcher (a prediction is right when it "
         "holds every word of the answer and no word only found in a wrong choice). "
