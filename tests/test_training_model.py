@@ -529,3 +529,22 @@ def test_real_smollm2_gguf_is_dequantised_once(tmp_path, monkeypatch) -> None:
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(),
                                  strict=True):
         assert torch.equal(a, b), name
+
+
+def test_connector_learning_rate_is_its_own_group(tokenizer) -> None:
+    from lalm_eval.training.engine import TrainSettings, _optimizer
+
+    lora = llm_module.apply_lora(tiny_llm(tokenizer), r=4, alpha=8, dropout=0.0)
+    model = LALM(lora, tokenizer, LinearProjector(D_FEAT, HIDDEN), XARES_LLM_TEMPLATE)
+    connector = {id(p) for p in model.connector.parameters()}
+    same = _optimizer(model, TrainSettings(max_steps=1, lr=1e-3))
+    assert [g["lr"] for g in same.param_groups] == [1e-3, 1e-3]   # decay, no decay
+    own = _optimizer(model, TrainSettings(max_steps=1, lr=1e-3, connector_lr=1e-2))
+    by_lr: dict[float, set[int]] = {}
+    for group in own.param_groups:
+        by_lr.setdefault(group["lr"], set()).update(id(p) for p in group["params"])
+    assert by_lr[1e-2] == connector and by_lr[1e-3].isdisjoint(connector)
+    assert sum(len(g["params"]) for g in own.param_groups) == sum(
+        1 for p in model.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="connector_lr"):
+        TrainSettings(max_steps=1, connector_lr=0)

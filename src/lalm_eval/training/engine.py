@@ -134,6 +134,8 @@ class TrainSettings:
     global_batch: int = 4
     per_device_batch: int = 4
     lr: float = 1e-4
+    #: learning rate of the connector's parameters (None = ``lr``); LoRA adapters keep ``lr``
+    connector_lr: float | None = None
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
@@ -177,6 +179,8 @@ class TrainSettings:
         if self.heldout_every is not None:
             whole("heldout_every", 0)
         number("lr", 0.0, strict=True)
+        if self.connector_lr is not None:
+            number("connector_lr", 0.0, strict=True)
         number("weight_decay", 0.0)
         number("eps", 0.0, strict=True)
         if self.grad_clip is not None:
@@ -564,14 +568,17 @@ def _loss_module(model: Any) -> Any:
 def _optimizer(model: Any, settings: TrainSettings) -> torch.optim.Optimizer:
     import torch
 
-    decay, no_decay = [], []
-    for parameter in model.parameters():
+    # (connector?, decays?) -> parameters; the connector is the module named "connector"
+    split: dict[tuple[bool, bool], list[Any]] = {}
+    for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
-    if not decay and not no_decay:
+            connector = settings.connector_lr is not None and "connector" in name.split(".")
+            split.setdefault((connector, parameter.ndim >= 2), []).append(parameter)
+    if not split:
         raise ValueError("the model has no trainable parameters")
-    groups = [g for g in ({"params": decay, "weight_decay": settings.weight_decay},
-                          {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+    groups = [{"params": split[key], "weight_decay": settings.weight_decay if key[1] else 0.0,
+               "lr": settings.connector_lr if key[0] else settings.lr}
+              for key in sorted(split, key=lambda k: (k[0], not k[1]))]
     return torch.optim.AdamW(groups, lr=settings.lr, betas=settings.betas, eps=settings.eps)
 
 
