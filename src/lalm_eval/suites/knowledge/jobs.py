@@ -205,6 +205,11 @@ def score_mcq_runs(mcq: pd.DataFrame, files: Mapping[tuple[str, int], str | Path
     return pd.concat(items, ignore_index=True), pd.concat(accuracy, ignore_index=True)
 
 
+def _breakdowns(table: pd.DataFrame) -> list[str]:
+    """The official breakdown columns of a benchmark's common table (:data:`BREAKDOWNS`)."""
+    return list(BREAKDOWNS[str(table["benchmark"].iloc[0]) if len(table) else "mmau"])
+
+
 def score_choice_runs(tables: Mapping[str, pd.DataFrame],
                       files: Mapping[tuple[str, str, str, int], str | Path],
                       answer_prefixes: Mapping[str, str | None] | None = None
@@ -233,8 +238,7 @@ def score_choice_runs(tables: Mapping[str, pd.DataFrame],
         if prefix:
             predictions = {k: (None if v is None else mmau.strip_answer_prefix(v, prefix))
                            for k, v in predictions.items()}
-        kind = str(table["benchmark"].iloc[0]) if len(table) else "mmau"
-        by = list(BREAKDOWNS[kind])
+        by = _breakdowns(table)
         for matcher in MODES:
             per_item = score_choice(table, predictions, matcher).assign(
                 benchmark=benchmark, model=model, mode=mode, run=run, matcher=matcher)
@@ -257,8 +261,7 @@ def score_judge_runs(tables: Mapping[str, pd.DataFrame],
     items, accuracy = [], []
     for (benchmark, lalm, judge_name, run), path in sorted(files.items()):
         table = tables[benchmark]
-        kind = str(table["benchmark"].iloc[0]) if len(table) else "mmau"
-        by = list(BREAKDOWNS[kind])
+        by = _breakdowns(table)
         keys = dict(benchmark=benchmark, model=lalm, mode=GROUNDED, run=run,
                     matcher=judge.judge_matcher(judge_name))
         per_item = judge.score_judgements(table, _records(path), by).assign(**keys)

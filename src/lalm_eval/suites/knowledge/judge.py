@@ -82,7 +82,9 @@ def judge_work_items(table: pd.DataFrame, answers: Mapping[str, str | None],
             failures.append(mmau.CascadeFailure(item_id, item_id, "the LALM has no record "
                                                 "of this item", kind="no answer"))
             continue
-        if answer is None or not mmau.strip_answer_prefix(answer, answer_prefix).strip():
+        response = (None if answer is None
+                    else mmau.strip_answer_prefix(answer, answer_prefix).strip())
+        if not response:
             failures.append(mmau.CascadeFailure(
                 item_id, item_id, "the LALM's call failed" if answer is None
                 else "the LALM's answer is empty", kind="no answer"))
@@ -90,8 +92,7 @@ def judge_work_items(table: pd.DataFrame, answers: Mapping[str, str | None],
         prompt = prompts.template.format_map({
             "question": str(row["question"]).strip(),
             "choices": mmau.format_choices(row["choices"]),
-            "reference": str(row["answer"]).strip(),
-            "response": mmau.strip_answer_prefix(answer, answer_prefix).strip()})
+            "reference": str(row["answer"]).strip(), "response": response})
         items.append(WorkItem(item_id=item_id, clip_id=str(row["audio_key"]), task=TASK,
                               request="generate", audio_path=None,
                               prompt_id=f"{prompts.name}:judge", prompt=prompt,
