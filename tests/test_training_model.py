@@ -335,6 +335,16 @@ def test_chat_template_arguments_reach_the_template(tokenizer) -> None:
         "<|im_start|>assistant\nno thinking\n")
 
 
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"chat": True, "chat_kwargs": ["enable_thinking"]}, "chat_kwargs must be a mapping"),
+    ({"chat": False, "chat_kwargs": {"enable_thinking": False}}, "chat is false"),
+])
+def test_chat_template_arguments_are_checked(spec, message) -> None:
+    """A non-mapping chat_kwargs, or chat_kwargs without a chat template, is named."""
+    with pytest.raises(ValueError, match=message):
+        PromptTemplate.from_mapping({"text": "{audio}{prompt}", **spec})
+
+
 def test_chat_template_transcript_and_system(tokenizer) -> None:
     template = PromptTemplate(DESTA_TEMPLATE.text, chat=True, system="Focus on the audio.")
     conn = _qformer()

@@ -173,6 +173,33 @@ def load_prompt_file(
     return PromptFile(path, data, text_sha256(text))
 
 
+@dataclass(frozen=True)
+class TemplatePrompt:
+    """A prompt file with one ``template`` (and an optional ``system`` text): the MCQ
+    prompt, the judge prompt."""
+
+    name: str
+    version: str
+    source: str
+    system: str | None
+    template: str
+    sha256: str
+
+
+def load_template_prompt(name_or_path: str | Path, fields: Sequence[str], *,
+                         what: str = "prompt file", error: ErrorType = PromptError
+                         ) -> TemplatePrompt:
+    """A packaged single-template prompt by name or a YAML path: ``name``, ``version``,
+    ``source`` required, ``template`` using exactly ``fields``, ``system`` optional."""
+    file = load_prompt_file(name_or_path, required=("name", "version", "source"),
+                            templates={"template": tuple(fields)}, what=what, error=error)
+    raw = file.data
+    system = raw.get("system")
+    return TemplatePrompt(str(raw["name"]), str(raw["version"]), str(raw["source"]),
+                          str(system).strip() if system else None,
+                          str(raw["template"]).strip(), file.sha256)
+
+
 _PROMPT_SET_KEYS = ("name", "version", "source", "prompts", "modes")
 
 

@@ -85,6 +85,13 @@ class PromptTemplate:
             raise ValueError(f"prompt template {self.text!r} must contain {AUDIO_MARKER} once")
         if self.text.count(TRANSCRIPT_MARKER) > 1:
             raise ValueError(f"prompt template {self.text!r} has {TRANSCRIPT_MARKER} twice")
+        if self.chat_kwargs is not None and not isinstance(self.chat_kwargs, Mapping):
+            raise ValueError(f"prompt template: chat_kwargs must be a mapping of chat-template "
+                             f"arguments, got {type(self.chat_kwargs).__name__} "
+                             f"{self.chat_kwargs!r}")
+        if self.chat_kwargs and not self.chat:
+            raise ValueError("prompt template: chat_kwargs given but chat is false (they are "
+                             "arguments of the tokenizer's chat template)")
 
     @classmethod
     def from_mapping(cls, spec: Mapping[str, Any]) -> PromptTemplate:

@@ -22,7 +22,6 @@ import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from lalm_eval.answers.choice import extract_choice
 from lalm_eval.hashing import file_sha256
 from lalm_eval.inference import WorkItem
 from lalm_eval.jsonl import read_jsonl
-from lalm_eval.prompts import load_prompt_file
+from lalm_eval.prompts import TemplatePrompt, load_template_prompt
 
 __all__ = [
     "CATEGORIES",
@@ -357,35 +356,17 @@ def position_balance(table: pd.DataFrame) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class McqPrompt:
-    """A multiple-choice prompt: ``template`` holds ``{question}`` and ``{options}``."""
-
-    name: str
-    version: str
-    source: str
-    system: str | None
-    template: str
-    sha256: str
-
+#: a multiple-choice prompt: ``template`` holds ``{question}`` and ``{options}``
+McqPrompt = TemplatePrompt
 
 _PROMPT_FIELDS = ("question", "options")
 
 
 def load_mcq_prompt(name_or_path: str = "mcq_demo") -> McqPrompt:
-    """A packaged MCQ prompt by name (e.g. ``mcq_demo``) or a YAML file path.
-
-    Read and checked by :func:`lalm_eval.prompts.load_prompt_file` (``name``, ``version``,
-    ``source`` required; ``template`` must use exactly ``{question}`` and ``{options}``);
-    errors are :class:`~lalm_eval.prompts.PromptError`. ``sha256`` is the file's.
-    """
-    file = load_prompt_file(name_or_path, required=("name", "version", "source"),
-                            templates={"template": _PROMPT_FIELDS}, what="MCQ prompt")
-    raw = file.data
-    system = raw.get("system")
-    return McqPrompt(str(raw["name"]), str(raw["version"]), str(raw["source"]),
-                     None if system is None else str(system).strip(),
-                     str(raw["template"]).strip(), file.sha256)
+    """A packaged MCQ prompt by name (e.g. ``mcq_demo``) or a YAML file path
+    (:func:`lalm_eval.prompts.load_template_prompt`; errors are
+    :class:`~lalm_eval.prompts.PromptError`; ``sha256`` is the file's)."""
+    return load_template_prompt(name_or_path, _PROMPT_FIELDS, what="MCQ prompt")
 
 
 def render_mcq(row: Mapping[str, Any], prompt: McqPrompt) -> str:

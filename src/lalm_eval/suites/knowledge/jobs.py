@@ -89,7 +89,7 @@ def _records(path: str | Path) -> list[dict[str, Any]]:
     return read_jsonl(path)
 
 
-def _failure_record(item: mmau.CascadeFailure, model: str, revision: str | None,
+def _failure_record(item: mmau.UnaskedItem, model: str, revision: str | None,
                     mode: str, run: int, task: str) -> dict[str, Any]:
     return {"item_id": item.item_id, "clip_id": item.clip_id, "model": model,
             "model_revision": revision, "mode": mode, "task": task, "request": "generate",
@@ -105,7 +105,7 @@ KNOWN_MODES = ("text", "caption", *AUDIO_MODES, DISTILL, QUESTION)
 def build_work(mode: str, inputs: Mapping[str, str], *, mcq_prompts: str,
                choice_prompts: str, distill_prompts: str = "distill_demo",
                judge_prompts: str = "choice_judge_demo", seed: int = 0
-               ) -> tuple[list[WorkItem], list[mmau.CascadeFailure], str]:
+               ) -> tuple[list[WorkItem], list[mmau.UnaskedItem], str]:
     """Work items of a job, the cascade (or judge) items that cannot be asked, and the task
     name. A judge job reads the judged answers from ``inputs["answers"]``."""
     if mode not in KNOWN_MODES and not mode.startswith((CASCADE_PREFIX, JUDGE_PREFIX)):

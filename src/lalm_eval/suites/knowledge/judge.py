@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from lalm_eval.inference import WorkItem
+from lalm_eval.prompts import TemplatePrompt, load_template_prompt
 from lalm_eval.suites.knowledge import JUDGE_PREFIX, mmau
 
 __all__ = ["JUDGE_PREFIX", "JudgePrompts", "judge_matcher", "judge_work_items",
@@ -40,52 +40,36 @@ def judge_matcher(judge: str) -> str:
     return f"judge:{judge}"
 
 
-@dataclass(frozen=True)
-class JudgePrompts:
-    """Our wording for the judge: a system text and one template."""
-
-    name: str
-    version: str
-    source: str
-    system: str | None
-    template: str
-    sha256: str
+#: the judge's wording (ours): a system text and one template
+JudgePrompts = TemplatePrompt
 
 
 def load_judge_prompts(name_or_path: str = "choice_judge_demo") -> JudgePrompts:
     """A packaged judge prompt file by name or a YAML path; ``template`` must use exactly
     ``{question}``, ``{choices}``, ``{reference}`` and ``{response}``."""
-    from lalm_eval.prompts import load_prompt_file
-
-    file = load_prompt_file(name_or_path, required=("name", "version", "source"),
-                            templates={"template": TEMPLATE_FIELDS},
-                            what="judge prompt file", error=mmau.ChoiceFormatError)
-    raw = file.data
-    return JudgePrompts(name=str(raw["name"]), version=str(raw["version"]),
-                        source=str(raw["source"]),
-                        system=str(raw["system"]).strip() if raw.get("system") else None,
-                        template=str(raw["template"]).strip(), sha256=file.sha256)
+    return load_template_prompt(name_or_path, TEMPLATE_FIELDS, what="judge prompt file",
+                                error=mmau.ChoiceFormatError)
 
 
 def judge_work_items(table: pd.DataFrame, answers: Mapping[str, str | None],
                      prompts: JudgePrompts, answer_prefix: str | None = None
-                     ) -> tuple[list[WorkItem], list[mmau.CascadeFailure]]:
+                     ) -> tuple[list[WorkItem], list[mmau.UnaskedItem]]:
     """One text-only request per benchmark item with the judged answer (its answer prefix
     removed, as for the matcher); items the LALM did not answer (absent, failed, empty)
     are failures of kind ``no answer``, never dropped."""
     items: list[WorkItem] = []
-    failures: list[mmau.CascadeFailure] = []
+    failures: list[mmau.UnaskedItem] = []
     for row in table.to_dict("records"):
         item_id = str(row["item_id"])
         answer = answers.get(item_id)
         if item_id not in answers:
-            failures.append(mmau.CascadeFailure(item_id, item_id, "the LALM has no record "
+            failures.append(mmau.UnaskedItem(item_id, item_id, "the LALM has no record "
                                                 "of this item", kind="no answer"))
             continue
         response = (None if answer is None
                     else mmau.strip_answer_prefix(answer, answer_prefix).strip())
         if not response:
-            failures.append(mmau.CascadeFailure(
+            failures.append(mmau.UnaskedItem(
                 item_id, item_id, "the LALM's call failed" if answer is None
                 else "the LALM's answer is empty", kind="no answer"))
             continue

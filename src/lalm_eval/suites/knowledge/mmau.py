@@ -400,7 +400,7 @@ def caption_work_items(table: pd.DataFrame, *, prompt: str | None = None,
 
 
 @dataclass(frozen=True)
-class CascadeFailure:
+class UnaskedItem:
     """An item a derived job cannot ask: the cascade's caption (or, for a judge, the judged
     answer) is missing, failed or empty; ``kind`` names what is lacking."""
 
@@ -417,7 +417,7 @@ def cascade_work_items(
     system: str | None = None,
     *,
     prompt_id: str | None = None,
-) -> tuple[list[WorkItem], list[CascadeFailure]]:
+) -> tuple[list[WorkItem], list[UnaskedItem]]:
     """Text-only ``generate`` requests with the audio's caption in the prompt.
 
     ``captions`` maps audio_key to the caption text, or None when captioning failed (as
@@ -426,19 +426,19 @@ def cascade_work_items(
     can count them wrong: pass ``{f.item_id: None for f in failures}`` with the predictions.
     """
     items: list[WorkItem] = []
-    failures: list[CascadeFailure] = []
+    failures: list[UnaskedItem] = []
     for row in _rows(table):
         item_id, key = str(row["item_id"]), str(row["audio_key"])
         caption = captions.get(key)
         if key not in captions:
-            failures.append(CascadeFailure(item_id, key, f"no caption for audio {key}"))
+            failures.append(UnaskedItem(item_id, key, f"no caption for audio {key}"))
         elif caption is None:
-            failures.append(CascadeFailure(item_id, key, f"captioning failed for audio {key}"))
+            failures.append(UnaskedItem(item_id, key, f"captioning failed for audio {key}"))
         elif not isinstance(caption, str):
             raise ValueError(f"caption of audio {key!r} must be a string or None, got "
                              f"{type(caption).__name__}")
         elif not caption.strip():
-            failures.append(CascadeFailure(item_id, key, f"caption of audio {key} is empty"))
+            failures.append(UnaskedItem(item_id, key, f"caption of audio {key} is empty"))
         else:
             items.append(WorkItem(item_id=item_id, clip_id=key, task=str(row["benchmark"]),
                                   request="generate", audio_path=None, prompt_id=prompt_id,
