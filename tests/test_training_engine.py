@@ -81,7 +81,7 @@ class TinyLALM(torch.nn.Module):
     def n_loss_tokens(self, example: TinyExample) -> int:
         return len(tokens(example.target))
 
-    def loss_terms(self, examples: list[TinyExample]) -> tuple[torch.Tensor, int]:
+    def loss_terms(self, examples: list[TinyExample], weights=None) -> tuple[torch.Tensor, int]:
         if self.training:
             self.calls += 1
             if self.crash_after is not None and self.calls > self.crash_after:
@@ -95,7 +95,14 @@ class TinyLALM(torch.nn.Module):
         owner = torch.tensor([b for b, seq in enumerate(targets) for _ in seq])
         gold = torch.tensor([t for seq in targets for t in seq])
         logits = self.head(self.drop(self.embed(previous) + audio[owner]))
-        return torch.nn.functional.cross_entropy(logits, gold, reduction="sum"), len(gold)
+        per_token = torch.nn.functional.cross_entropy(logits, gold, reduction="none")
+        if self.training:   # what each example's tokens cost, for the averaging test
+            self.example_sums = torch.zeros(len(examples)).index_add(
+                0, owner, per_token.detach())
+            self.example_counts = [len(seq) for seq in targets]
+        if weights is not None:
+            per_token = per_token * torch.tensor(weights, dtype=per_token.dtype)[owner]
+        return per_token.sum(), len(gold)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items()
@@ -266,6 +273,51 @@ def test_data_parallel_and_accumulation_give_the_single_process_result(tmp_path)
         assert rel < 1e-5 and atol < 1e-5
     held = abs(distributed["heldout_loss"] - single["heldout_loss"])
     assert held < 1e-5 * single["heldout_loss"]
+
+
+@pytest.mark.parametrize("average", ["token", "example"])
+def test_loss_average_sets_what_each_step_optimises(tmp_path, average):
+    """token: the mean over the batch's tokens; example: the mean of each example's own
+    token mean (the labels here are 4-10 tokens long, so the two differ); the logged loss
+    is the one optimised, and accumulation gives the one-pass result either way."""
+    seen: list[TinyLALM] = []
+
+    def build() -> TinyLALM:
+        seen.append(TinyLALM(dropout=0.0))
+        return seen[-1]
+
+    # seed 1: the first batch holds all four labels (seed 42's holds one label four times)
+    _, train_set, heldout, settings, identity = tiny_parts(dropout=0.0, loss_average=average,
+                                                          max_steps=1, seed=1)
+    run_parts((build, train_set, heldout, settings, identity), tmp_path / "one")
+    sums, counts = seen[0].example_sums, torch.tensor(seen[0].example_counts)
+    assert len(set(counts.tolist())) > 1
+    expected = (float((sums / counts).mean()) if average == "example"
+                else float(sums.sum() / counts.sum()))
+    assert step_losses(tmp_path / "one")[1] == pytest.approx(expected, rel=1e-6)
+
+    parts = tiny_parts(dropout=0.0, loss_average=average)
+    run_parts(parts, tmp_path / "p4")
+    run_parts(parts, tmp_path / "p2x2", parts[3].replace({"per_device_batch": 2}))
+    assert max_rel_loss_diff(tmp_path / "p2x2", tmp_path / "p4") < 1e-5
+    assert max_weight_diff(tmp_path / "p2x2", tmp_path / "p4") < 1e-5
+
+
+def test_later_settings_leave_the_hash_of_trainings_that_do_not_use_them():
+    """connector_lr and loss_average change the weights, so they change the settings hash
+    when set, and leave every earlier training's hash (and finished model) alone at their
+    defaults."""
+    from lalm_eval.training.engine import settings_hash
+
+    base = TrainSettings(max_steps=3)
+    assert "loss_average" not in base.result_fields()
+    assert "connector_lr" not in base.result_fields()
+    assert settings_hash(base) == settings_hash(TrainSettings(max_steps=3,
+                                                              loss_average="token"))
+    assert settings_hash(base) != settings_hash(base.replace({"loss_average": "example"}))
+    assert settings_hash(base) != settings_hash(base.replace({"connector_lr": 1e-3}))
+    with pytest.raises(ValueError, match="loss_average.*token, example"):
+        TrainSettings(max_steps=3, loss_average="sequence")
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 90.0) -> None:

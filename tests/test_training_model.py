@@ -296,6 +296,22 @@ def test_batched_loss_equals_sum_of_single_losses(tokenizer) -> None:
     torch.testing.assert_close(singles[0][0], reference, atol=1e-4, rtol=1e-5)
 
 
+def test_weighted_loss_weighs_each_example(tokenizer) -> None:
+    """loss_terms(weights=...) is the weights' sum of the single losses (the engine's
+    loss_average: example passes 1 / each example's token count); the count is unchanged."""
+    model = make_lalm(tokenizer)
+    weights = [1.0 / model.n_loss_tokens(e) for e in EXAMPLES]
+    with torch.no_grad():
+        weighted, count = model.loss_terms(EXAMPLES, weights)
+        singles = [model.loss_terms([e]) for e in EXAMPLES]
+    assert count == sum(c for _, c in singles)
+    torch.testing.assert_close(weighted, sum(w * loss for w, (loss, _) in
+                                             zip(weights, singles, strict=True)),
+                               atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="2 weights for 3 examples"):
+        model.loss_terms(EXAMPLES, weights[:2])
+
+
 def test_truncation_cuts_the_target_tail_never_the_audio(tokenizer) -> None:
     example = EXAMPLES[2]                                          # 3 frames
     prompt = len(tokenizer(example.prompt, add_special_tokens=False)["input_ids"])

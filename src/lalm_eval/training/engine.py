@@ -80,6 +80,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("linear", "cosine", "constant")
+LOSS_AVERAGES = ("token", "example")
 PRECISIONS = ("no", "bf16")
 LOSS_COLUMNS = ("step", "loss", "lr", "heldout_loss", "samples", "elapsed_s")
 MANIFEST = "manifest.json"
@@ -100,7 +101,8 @@ class TrainableModel(Protocol):
     docs/training.md): a loss sum and its token count, the count without a forward pass,
     and the trainable part of its state."""
 
-    def loss_terms(self, examples: list[Any]) -> tuple[torch.Tensor, int]: ...
+    def loss_terms(self, examples: list[Any], weights: Sequence[float] | None = None
+                   ) -> tuple[torch.Tensor, int]: ...
 
     def n_loss_tokens(self, example: Any) -> int: ...
 
@@ -115,6 +117,9 @@ class TrainableModel(Protocol):
 #: training is run or logged (per-device batch, checkpoint and log intervals)
 _RESULT_FIELDS = ("max_steps", "max_epochs", "global_batch", "lr", "weight_decay", "betas",
                   "eps", "warmup_steps", "schedule", "grad_clip", "seed", "mixed_precision")
+#: settings added later that change the weights: hashed only when not at their default, so
+#: the hash (and every finished model) of a training that leaves them alone stays the same
+_RESULT_FIELDS_IF_SET = ("connector_lr", "loss_average")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +132,10 @@ class TrainSettings:
     ``checkpoint_every`` 0 writes only the final checkpoint. ``log_every``: a ``loss.csv``
     row (the mean over those steps) every this many steps, and at held-out, checkpoint and
     final steps. ``per_device_batch`` is the micro-batch; the accumulation follows from it.
+    ``loss_average``: ``token`` (the mean cross-entropy over every target token of the
+    global batch, as Hugging Face's Trainer computes it) or ``example`` (each example's
+    mean over its own tokens, then the mean over the batch's examples, so a 2-token label
+    weighs as much as a 16-token caption); ``loss.csv`` logs the mean the step optimised.
     """
 
     max_steps: int | None = None
@@ -148,6 +157,7 @@ class TrainSettings:
     heldout_every: int | None = None
     log_every: int = 1
     mixed_precision: str = "no"
+    loss_average: str = "token"
 
     def __post_init__(self) -> None:
         def bad(name: str, want: str) -> ValueError:
@@ -191,6 +201,8 @@ class TrainSettings:
                            and 0 <= b < 1 for b in betas)):
             raise bad("betas", "must be two numbers in [0, 1)")
         object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
+        if self.loss_average not in LOSS_AVERAGES:
+            raise bad("loss_average", f"must be one of {', '.join(LOSS_AVERAGES)}")
         if self.schedule not in SCHEDULES:
             raise bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
         if self.mixed_precision is False:      # YAML 1.1 reads a bare `no` as false
@@ -223,7 +235,11 @@ class TrainSettings:
     def result_fields(self) -> dict[str, Any]:
         """The settings that change the trained weights (what :func:`settings_hash` covers)."""
         values = dataclasses.asdict(self)
-        return {name: values[name] for name in _RESULT_FIELDS}
+        fields = {name: values[name] for name in _RESULT_FIELDS}
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        fields.update({name: values[name] for name in _RESULT_FIELDS_IF_SET
+                       if values[name] != defaults[name]})
+        return fields
 
 
 def _canonical(payload: Any) -> str:
@@ -559,8 +575,11 @@ def _loss_module(model: Any) -> Any:
             super().__init__()
             self.inner = inner
 
-        def forward(self, examples: list[Any]) -> tuple[torch.Tensor, Any]:
-            return self.inner.loss_terms(examples)
+        def forward(self, examples: list[Any], weights: Sequence[float] | None = None
+                    ) -> tuple[torch.Tensor, Any]:
+            if weights is None:
+                return self.inner.loss_terms(examples)
+            return self.inner.loss_terms(examples, weights)
 
     return LossTerms(model)
 
@@ -813,6 +832,7 @@ def _train_locked(accelerator: Any, build_model: Callable[[], Any], train_set: S
             _prune_checkpoints(root, settings.keep_checkpoints)
         accelerator.wait_for_everyone()
 
+    by_example = settings.loss_average == "example"
     model.train()
     started = time.monotonic()
     bar = tqdm(total=total_steps, initial=step, unit="step", desc=f"train {out_dir.name}",
@@ -823,14 +843,22 @@ def _train_locked(accelerator: Any, build_model: Callable[[], Any], train_set: S
             batch_tokens = sum(n_tokens(i) for i in indices)
             if batch_tokens <= 0:
                 raise ValueError(f"global batch of step {step + 1} has no loss tokens")
+            # the step's loss is the weighted sum over the ranks divided by this
+            divisor = (sum(1 for i in indices if n_tokens(i) > 0) if by_example
+                       else batch_tokens)
             share = indices[rank * (G // world):(rank + 1) * (G // world)]
             local = torch.zeros(2, dtype=torch.float64, device=device)
-            scale = world / batch_tokens
+            scale = world / divisor
             for micro in range(accumulation):
                 chunk = share[micro * P:(micro + 1) * P]
                 sync = micro == accumulation - 1
+                examples = [train_set[i] for i in chunk]
                 with contextlib.nullcontext() if sync else accelerator.no_sync(wrapped):
-                    loss_sum, got = wrapped([train_set[i] for i in chunk])
+                    if by_example:
+                        weights = [1.0 / n_tokens(i) if n_tokens(i) else 0.0 for i in chunk]
+                        loss_sum, got = wrapped(examples, weights)
+                    else:
+                        loss_sum, got = wrapped(examples)
                     accelerator.backward(loss_sum * scale)
                 expected = sum(n_tokens(i) for i in chunk)
                 if int(got) != expected:
@@ -850,7 +878,7 @@ def _train_locked(accelerator: Any, build_model: Callable[[], Any], train_set: S
                 raise RuntimeError(f"step {step + 1}: the ranks trained on "
                                    f"{int(totals[1].item())} loss tokens, not {batch_tokens} "
                                    "(do all processes have the same training set?)")
-            loss = float(totals[0].item() / batch_tokens)
+            loss = float(totals[0].item() / divisor)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"training loss is {loss} at step {step + 1}")
             step += 1

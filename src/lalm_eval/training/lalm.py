@@ -316,12 +316,17 @@ class LALM(nn.Module):
             label_tensor[i, :len(label)] = torch.tensor(label, dtype=torch.long)
         return {"inputs_embeds": embeds, "attention_mask": mask, "labels": label_tensor}
 
-    def forward(self, examples: Sequence[Example]) -> tuple[torch.Tensor, int]:
+    def forward(self, examples: Sequence[Example], weights: Sequence[float] | None = None
+                ) -> tuple[torch.Tensor, int]:
         """:meth:`loss_terms` (so a DistributedDataParallel wrapper can call the model)."""
-        return self.loss_terms(examples)
+        return self.loss_terms(examples, weights)
 
-    def loss_terms(self, examples: Sequence[Example]) -> tuple[torch.Tensor, int]:
-        """(sum of token cross-entropies over target + EOS tokens, number of those tokens)."""
+    def loss_terms(self, examples: Sequence[Example], weights: Sequence[float] | None = None
+                   ) -> tuple[torch.Tensor, int]:
+        """(sum of token cross-entropies over target + EOS tokens, number of those tokens);
+        with ``weights`` (one per example) each example's token losses count that much."""
+        if weights is not None and len(weights) != len(examples):
+            raise ValueError(f"loss_terms: {len(weights)} weights for {len(examples)} examples")
         batch = self.batch_inputs(examples)
         labels = batch.pop("labels")
         length = labels.shape[1]
@@ -339,10 +344,17 @@ class LALM(nn.Module):
         if count == 0:  # keep the graph connected so every rank can still backward
             return logits.sum() * 0.0, 0
         targets = labels[:, length - keep + 1:]      # the token each kept position predicts
-        loss = nn.functional.cross_entropy(
-            logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-            ignore_index=IGNORE_INDEX, reduction="sum")
-        return loss, count
+        if weights is None:
+            loss = nn.functional.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                ignore_index=IGNORE_INDEX, reduction="sum")
+            return loss, count
+        per_token = nn.functional.cross_entropy(
+            logits[:, :-1].float().transpose(1, 2), targets, ignore_index=IGNORE_INDEX,
+            reduction="none")                                       # [B, keep - 1]
+        row_weights = torch.tensor(list(weights), dtype=per_token.dtype,
+                                   device=per_token.device)
+        return (per_token * row_weights[:, None]).sum(), count
 
     # ------------------------------------------------------------------ inference
     def generate(self, examples: Sequence[Example], max_new_tokens: int = 150,
